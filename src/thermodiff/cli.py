@@ -1,0 +1,194 @@
+"""thermodiff's command line (DESIGN.md 3). The only module that parses arguments or prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from thermodiff.errors import ThermodiffError
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ThermodiffError("--device cuda asked for, but no CUDA device is available")
+    return name
+
+
+def _default_out(config: str) -> Path:
+    return Path("runs") / Path(config).stem
+
+
+def cmd_train(args) -> int:
+    from thermodiff import distributed as dist
+    from thermodiff.config import load_toml
+    from thermodiff.train import train
+
+    cfg = load_toml(args.config, args.set)
+    device = dist.init_from_env(_device(args.device))
+    out = Path(args.out) if args.out else _default_out(args.config)
+    try:
+        train(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
+    finally:
+        dist.shutdown()
+    if dist.is_main():
+        print(f"trained: {out}  (next: thermodiff evaluate {out})")
+    return 0
+
+
+def format_report(r: dict) -> str:
+    """A side-by-side table of our figures, the truth and the paper's."""
+    unit = r["unit"]
+    lines = [
+        f"{r['kernel']} diffusion, T = {r['T']}, {r['n_examples']} {r['split']} examples, {r['t_draws']}",
+        f"  K            = {r['K_bits']:9.4f} ± {r['stderr_bits']:.4f} {unit}"
+        f"   ({r['K_bits_per_dim']:.4f} per dim)",
+        f"  K - L_null   = {r['K_minus_Lnull_bits']:9.4f} ± {r['K_minus_Lnull_stderr_bits']:.4f} {unit}",
+        f"  L_null       = {r['L_null_bits']:9.4f} {unit} (the data under the prior)",
+    ]
+    if "true_loglik_bits" in r:
+        lines.append(
+            f"  truth log p  = {r['true_loglik_bits']:9.4f} {unit};  gap truth - K = "
+            f"{r['gap_to_truth_bits']:.4f} ± {r['gap_stderr_bits']:.4f}"
+        )
+    if "nll_bits_per_dim" in r:
+        lines.append(f"  NLL bound    = {r['nll_bits_per_dim']:9.4f} bits/dim (8-bit grid)")
+    paper = r.get("paper", {})
+    if paper:
+        ref = ", ".join(f"{k} = {v}" for k, v in paper.items())
+        lines.append(f"  paper (Table 1): {ref}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    from thermodiff.checkpoint import atomic_write_text
+    from thermodiff.data import load_dataset
+    from thermodiff.evaluate import report
+    from thermodiff.run import load_run
+
+    device = _device(args.device)
+    cfg, model, _, _, step = load_run(Path(args.run), device)
+    ds = load_dataset(cfg.data)
+    exact = cfg.eval.exact if args.exact is None else args.exact
+    ref = {
+        "K_bits": cfg.eval.reference_K_bits,
+        "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
+    }
+    r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref)
+    r["step"] = step
+    atomic_write_text(Path(args.run) / "eval.json", json.dumps(r, indent=1))
+    print(json.dumps(r) if args.json else format_report(r))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from thermodiff.checkpoint import atomic_write_bytes
+    from thermodiff.plots import image_grid, scatter
+    from thermodiff.run import load_run
+    from thermodiff.sample import sample
+
+    device = _device(args.device)
+    _, model, spec, scaling, _ = load_run(Path(args.run), device)
+    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"samples_seed{args.seed}.png"
+    if out.suffix not in (".png", ".npy"):
+        raise ThermodiffError(f"--out must end in .png or .npy, got {out.name}")
+    gen = torch.Generator(device).manual_seed(args.seed)
+    kernel = model.kernel()
+    x = sample(kernel, model.model_fn(kernel), spec.shape, args.n, gen, device)
+    x = scaling.invert(x.cpu()) if spec.kind == "continuous" else x.cpu()
+    if out.suffix == ".npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, x.numpy())
+        atomic_write_bytes(out, buf.getvalue())
+    elif len(spec.shape) == 1 and spec.shape[0] == 2:
+        scatter(x, out, title=f"{args.n} samples")
+    else:
+        shape = spec.shape if len(spec.shape) == 3 else (1, 1, math.prod(spec.shape))
+        image_grid(x.reshape(-1, *shape).float(), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from thermodiff.reproduce import EXPERIMENTS, reproduce
+
+    names = args.experiments or list(EXPERIMENTS)
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise ThermodiffError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})")
+    for name in names:
+        out = Path(args.out) / name if len(names) > 1 else Path(args.out)
+        result = reproduce(name, args.budget, out, _device(args.device), progress=not args.quiet)
+        print(format_report(result))
+        for path in result.get("figures", []):
+            print(f"  figure: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="thermodiff", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a config (path or bundled name)")
+    t.add_argument("config")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+    t.add_argument("--out", help="run directory (default runs/CONFIG_NAME)")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="the bound K on held-out data, in bits")
+    e.add_argument("run")
+    e.add_argument("--split", default="test", choices=["test", "train"])
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--exact", dest="exact", action="store_true", default=None, help="all t")
+    g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
+    e.add_argument("--n", type=int, default=0, help="number of examples (default: eval.n)")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("sample", help="draw samples to PNG or .npy")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("reproduce", help="train + evaluate + figures for the paper's experiments")
+    r.add_argument("experiments", nargs="*")
+    r.add_argument("--budget", default="quick", choices=["quick", "full"])
+    r.add_argument("--out", default="runs/reproduce")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_reproduce)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ThermodiffError as e:
+        print(f"thermodiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("thermodiff: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

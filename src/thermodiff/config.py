@@ -1,0 +1,212 @@
+"""Typed, frozen configuration: one dataclass per section, loaded from TOML with `--set` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from thermodiff.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "swiss_roll"  # key of thermodiff.data.DATASETS
+    sigma: float = 0.002  # swiss roll: std of the Gaussian tube around the curve (raw units)
+    n_train: int = 100_000  # examples drawn for generated data sets
+    n_test: int = 10_000
+    seed: int = 0  # generated data: train uses seed, test uses seed + 1
+    path: str = ""  # file or directory for data sets read from disk
+    p_bar: float = -1.0  # binomial stationary rate; -1 means the training-data mean
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    kernel: str = "gaussian"  # gaussian | binomial
+    T: int = 40
+    schedule: str = "paper"  # paper | linear | cosine | learned
+    beta_1: float = 1e-3  # fixed first step (paper 2.4.1); sets the resolution of the density
+    beta_max: float = 0.5  # linear schedule's last beta
+    parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
+    variance: str = "learned"  # eps only: small | large | learned_range ("learned" for paper)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    net: str = "mlp"  # key of thermodiff.nets.NETS
+    hidden: int = 128
+    layers: int = 3
+    rbf_units: int = 16
+    fourier: int = 0  # MLP: number of random Fourier features of x (0 = raw x)
+    fourier_scale: float = 8.0
+    time_embed: int = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20_000
+    batch: int = 512
+    lr: float = 2e-3
+    lr_final: float = 1e-4  # cosine decay target
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    seed: int = 0
+    log_every: int = 100
+    ckpt_every: int = 5_000
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n: int = 10_000  # held-out examples
+    batch: int = 2_000
+    exact: bool = True  # all t (True) or one random t per example (False)
+    reference_K_bits: float = float("nan")  # the paper's Table 1 figure, printed beside ours
+    reference_K_minus_Lnull_bits: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_dict(d: dict[str, Any]) -> Config:
+    """Build a Config from nested dicts, rejecting unknown sections and fields by name."""
+    sections = {f.name: f.type for f in fields(Config)}
+    kwargs = {}
+    for name, values in d.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section [{name}] (known: {', '.join(sections)})")
+        cls = type(getattr(Config(), name))
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown config field {name}.{key}")
+        kwargs[name] = cls(**{k: _coerce(v, known[k], f"{name}.{k}") for k, v in values.items()})
+    cfg = Config(**kwargs)
+    validate(cfg)
+    return cfg
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    default = f.default
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "1")
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} = {value!r} is not a valid {type(default).__name__}") from None
+
+
+def _parse_override(text: str) -> tuple[str, str, str]:
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set expects section.field=value, got {text!r}")
+    key, value = text.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    return section, name, value.strip()
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A path to a TOML file, or the name of a bundled config (`swiss_roll`)."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {name_or_path}")
+        return p
+    bundled = CONFIG_DIR / f"{name_or_path}.toml"
+    if not bundled.is_file():
+        names = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
+        raise ConfigError(f"no config file or bundled config named {name_or_path!r} (bundled: {names})")
+    return bundled
+
+
+def load_toml(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a TOML config (path or bundled name) and apply `section.field=value` overrides."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    for text in overrides:
+        section, name, value = _parse_override(text)
+        raw.setdefault(section, {})[name] = value
+    return from_dict(raw)
+
+
+def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Apply `section.field=value` overrides to an existing Config."""
+    d = cfg.to_dict()
+    for text in overrides:
+        section, name, value = _parse_override(text)
+        if section not in d:
+            raise ConfigError(f"unknown config section [{section}]")
+        d[section][name] = value
+    return from_dict(d)
+
+
+_CHOICES = {
+    ("diffusion", "kernel"): ("gaussian", "binomial"),
+    ("diffusion", "schedule"): ("paper", "linear", "cosine", "learned", "binomial"),
+    ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
+    ("diffusion", "variance"): ("learned", "small", "large", "learned_range"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Range checks with a message naming the field."""
+    for (section, name), choices in _CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{section}.{name} = {value!r} is not one of {', '.join(choices)}")
+    d, t = cfg.diffusion, cfg.train
+    checks = [
+        (d.T >= 2, "diffusion.T must be at least 2"),
+        (0.0 < d.beta_1 < 1.0, "diffusion.beta_1 must lie in (0, 1)"),
+        (0.0 < d.beta_max < 1.0, "diffusion.beta_max must lie in (0, 1)"),
+        (cfg.data.sigma > 0.0, "data.sigma must be positive"),
+        (
+            cfg.data.n_train >= 1 and cfg.data.n_test >= 1,
+            "data.n_train and data.n_test must be >= 1",
+        ),
+        (cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0, "data.p_bar must lie in (0, 1)"),
+        (t.steps >= 0, "train.steps must be >= 0"),
+        (t.batch >= 1, "train.batch must be >= 1"),
+        (t.lr > 0.0, "train.lr must be positive"),
+        (0.0 <= t.ema < 1.0, "train.ema must lie in [0, 1)"),
+        (t.log_every >= 1 and t.ckpt_every >= 1, "train.log_every and ckpt_every must be >= 1"),
+        (cfg.model.hidden >= 1 and cfg.model.layers >= 1, "model.hidden and layers must be >= 1"),
+        (cfg.eval.n >= 1 and cfg.eval.batch >= 1, "eval.n and eval.batch must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def replace_section(cfg: Config, section: str, **changes: Any) -> Config:
+    """Return a copy of cfg with fields of one section changed (validated)."""
+    new = replace(cfg, **{section: replace(getattr(cfg, section), **changes)})
+    validate(new)
+    return new

@@ -1,0 +1,60 @@
+"""Low-dimensional data sets with known densities: the swiss roll (P 3.1.1) and a Gaussian."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+SWISS_T_LO, SWISS_T_HI = 1.5 * math.pi, 4.5 * math.pi
+
+
+def swiss_curve(s: Tensor) -> Tensor:
+    """The roll's centre line c(s) = (s cos s, s sin s) / 10, for s in [1.5 pi, 4.5 pi]."""
+    return torch.stack([s * torch.cos(s), s * torch.sin(s)], dim=-1) / 10.0
+
+
+def swiss_roll(n: int, sigma: float, seed: int) -> Tensor:
+    """n points: s ~ U(1.5 pi, 4.5 pi), x = c(s) + sigma N(0, I). float64, raw units."""
+    g = torch.Generator().manual_seed(seed)
+    s = SWISS_T_LO + (SWISS_T_HI - SWISS_T_LO) * torch.rand(n, generator=g, dtype=torch.float64)
+    return swiss_curve(s) + sigma * torch.randn(n, 2, generator=g, dtype=torch.float64)
+
+
+def swiss_roll_log_prob(x: Tensor, sigma: float, chunk: int = 256) -> Tensor:
+    """Exact log-density (nats) of the swiss roll at x (N, 2), raw units:
+    log (1/(b-a)) int_a^b N(x; c(s), sigma^2 I) ds by the trapezoid rule on a grid fine enough that
+    the Gaussian in s (width sigma/|c'(s)| >= sigma/1.42) spans >= 8 nodes, so the rule is exact to
+    float64 rounding."""
+    speed_max = math.sqrt(1 + SWISS_T_HI**2) / 10
+    n_nodes = int(math.ceil((SWISS_T_HI - SWISS_T_LO) * speed_max * 8 / sigma)) + 1
+    s = torch.linspace(SWISS_T_LO, SWISS_T_HI, n_nodes, dtype=torch.float64)
+    h = (SWISS_T_HI - SWISS_T_LO) / (n_nodes - 1)
+    log_w = torch.full_like(s, math.log(h))
+    log_w[[0, -1]] -= math.log(2.0)
+    c = swiss_curve(s)  # (S, 2)
+    x = x.to(torch.float64)
+    out = []
+    for xb in x.split(chunk):
+        sq = torch.cdist(xb, c) ** 2  # (b, S)
+        out.append(torch.logsumexp(-sq / (2 * sigma**2) + log_w, dim=1))
+    log_norm = -math.log(2 * math.pi * sigma**2) - math.log(SWISS_T_HI - SWISS_T_LO)
+    return torch.cat(out) + log_norm
+
+
+def gaussian_data(n: int, seed: int) -> Tensor:
+    """A correlated 2-D Gaussian N(m, C), m = (1, -2), C = [[2, 1.2], [1.2, 1]]: a known density."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return GAUSSIAN_MEAN + z @ torch.linalg.cholesky(GAUSSIAN_COV).T
+
+
+GAUSSIAN_MEAN = torch.tensor([1.0, -2.0], dtype=torch.float64)
+GAUSSIAN_COV = torch.tensor([[2.0, 1.2], [1.2, 1.0]], dtype=torch.float64)
+
+
+def gaussian_log_prob(x: Tensor) -> Tensor:
+    """log N(x; m, C) in nats, raw units."""
+    dist = torch.distributions.MultivariateNormal(GAUSSIAN_MEAN, GAUSSIAN_COV)
+    return dist.log_prob(x.to(torch.float64))

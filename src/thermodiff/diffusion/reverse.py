@@ -1,0 +1,71 @@
+"""Raw network output -> reverse distribution p(x_{t-1} | x_t) (PAPER.md 1.3, 2; DDPM; iDDPM).
+
+The network's raw output has `out_factor` times the data's channels, split along dim 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from thermodiff.diffusion.gaussian import GaussianKernel, Params, _at
+
+
+class PaperReverse:
+    """Sigma = sigmoid(z_Sigma + logit beta_t); mu = (x_t - z_mu)(1 - Sigma) + z_mu (P eqs. 64-65)."""
+
+    out_factor = 2
+
+    def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
+        z_mu, z_sigma = raw.to(x_t.dtype).chunk(2, dim=1)
+        beta = _at(kernel.betas, t, x_t)
+        logit_beta = torch.log(beta) - torch.log1p(-beta)
+        logvar = torch.nn.functional.logsigmoid(z_sigma + logit_beta)
+        one_minus_var = torch.sigmoid(-(z_sigma + logit_beta))
+        mean = (x_t - z_mu) * one_minus_var + z_mu
+        return mean, logvar
+
+
+class EpsReverse:
+    """mu from predicted noise (DDPM eq. 11); variance posterior ("small"), beta_t ("large"),
+    or interpolated in log space between them by a second output ("learned_range", iDDPM eq. 15)."""
+
+    def __init__(self, variance: str = "small"):
+        self.variance = variance
+        self.out_factor = 2 if variance == "learned_range" else 1
+
+    def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
+        raw = raw.to(x_t.dtype)
+        eps = raw.chunk(2, dim=1)[0] if self.out_factor == 2 else raw
+        beta = _at(kernel.betas, t, x_t)
+        omab = _at(kernel.one_minus_alpha_bar, t, x_t)
+        mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
+        small = kernel.posterior_logvar(t, x_t)
+        large = torch.log(beta)
+        if self.variance == "small":
+            return mean, small.expand_as(mean)
+        if self.variance == "large":
+            return mean, large.expand_as(mean)
+        frac = (raw.chunk(2, dim=1)[1] + 1) / 2
+        return mean, frac * large + (1 - frac) * small
+
+
+class BernoulliReverse:
+    """p(x_{t-1} = 1 | x_t) = sigmoid(raw) (P Table App.1). Params = (logit,)."""
+
+    out_factor = 1
+
+    def p_params(self, kernel, raw: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor]:
+        return (raw.to(x_t.dtype),)
+
+
+def make_reverse(parameterization: str, variance: str = "learned"):
+    """Config name -> reverse parameterization (the dict literal is the registry)."""
+    if parameterization == "eps" and variance == "learned":
+        variance = "learned_range"
+    builders = {
+        "paper": PaperReverse,
+        "eps": lambda: EpsReverse(variance),
+        "bernoulli": BernoulliReverse,
+    }
+    return builders[parameterization]()

@@ -1,0 +1,96 @@
+"""Beta schedules beta_0..beta_T (index = paper step t; beta_0 = 0 is unused). PAPER.md 1.2, 2."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+BETA_MIN, BETA_MAX = 1e-6, 1.0 - 1e-5  # the reference code's clamp
+
+
+def _with_step0(betas_1_to_T: Tensor) -> Tensor:
+    return torch.cat([torch.zeros(1, dtype=torch.float64), betas_1_to_T.to(torch.float64)])
+
+
+def paper_betas(T: int, beta_1: float) -> Tensor:
+    """beta_1 fixed; beta_t = 1/(T - t + 2) for t >= 2, ending at 1/2 so alpha_bar_T ~ 1/T (ref. code)."""
+    t = torch.arange(2, T + 1, dtype=torch.float64)
+    return _with_step0(torch.cat([torch.tensor([beta_1], dtype=torch.float64), 1.0 / (T - t + 2)]))
+
+
+def linear_betas(T: int, beta_1: float, beta_max: float) -> Tensor:
+    """Linear from beta_1 to beta_max (Ho et al. 2020 use 1e-4 .. 0.02 at T = 1000)."""
+    return _with_step0(torch.linspace(beta_1, beta_max, T, dtype=torch.float64))
+
+
+def cosine_betas(T: int, beta_1: float, s: float = 0.008) -> Tensor:
+    """Nichol & Dhariwal 2021 eq. 17, betas clipped at 0.999; beta_1 replaced by the fixed beta_1."""
+    steps = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((steps / T + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    betas[0] = beta_1
+    return _with_step0(betas)
+
+
+def binomial_betas(T: int) -> Tensor:
+    """beta_t = 1/(T - t + 1): each step erases 1/T of the original signal (PAPER.md 2)."""
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    return _with_step0(1.0 / (T - t + 1))
+
+
+class Schedule:
+    """Betas beta_0..beta_T; when learnable, beta_2..beta_T are sigmoid(logits) trained on K (P 2.4.1)."""
+
+    def __init__(self, betas: Tensor, learnable: bool = False):
+        self.fixed = betas.to(torch.float64).clone()
+        self.learnable = learnable
+        b = self.fixed[2:].clamp(BETA_MIN, BETA_MAX)
+        self.logits = torch.log(b) - torch.log1p(-b)
+        self.logits.requires_grad_(learnable)
+
+    @property
+    def T(self) -> int:
+        return self.fixed.numel() - 1
+
+    def betas(self, logits: Tensor | None = None) -> Tensor:
+        """(T + 1,) float64; differentiable in the logits when learnable (or in `logits` if given)."""
+        if not self.learnable:
+            return self.fixed
+        logits = self.logits if logits is None else logits
+        learned = torch.sigmoid(logits).clamp(BETA_MIN, BETA_MAX)
+        return torch.cat([self.fixed[:2].to(learned.device), learned])
+
+    def parameters(self) -> list[Tensor]:
+        return [self.logits] if self.learnable else []
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"schedule.betas": self.betas().detach().cpu().contiguous()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        betas = state["schedule.betas"].to(torch.float64)
+        if betas.shape != self.fixed.shape:
+            raise ValueError(f"schedule has {betas.numel() - 1} steps, expected {self.T}")
+        self.fixed = betas.clone()
+        b = betas[2:].clamp(BETA_MIN, BETA_MAX)
+        with torch.no_grad():
+            self.logits = (torch.log(b) - torch.log1p(-b)).requires_grad_(self.learnable)
+
+    def to(self, device: torch.device | str) -> Schedule:
+        self.fixed = self.fixed.to(device)
+        with torch.no_grad():
+            self.logits = self.logits.detach().to(device).requires_grad_(self.learnable)
+        return self
+
+
+def make_schedule(name: str, T: int, beta_1: float, beta_max: float = 0.5) -> Schedule:
+    """Config name -> Schedule (the dict literal is the registry)."""
+    builders = {
+        "paper": lambda: paper_betas(T, beta_1),
+        "learned": lambda: paper_betas(T, beta_1),
+        "linear": lambda: linear_betas(T, beta_1, beta_max),
+        "cosine": lambda: cosine_betas(T, beta_1),
+        "binomial": lambda: binomial_betas(T),
+    }
+    return Schedule(builders[name](), learnable=name == "learned")

@@ -1,0 +1,17 @@
+"""Errors that the CLI reports as one line and a non-zero exit code."""
+
+
+class ThermodiffError(Exception):
+    """Bad input: a wrong path, a corrupt checkpoint, a value out of range. Shown as one line."""
+
+
+class ConfigError(ThermodiffError):
+    """A config value that is unknown, of the wrong type, or out of range."""
+
+
+class CheckpointError(ThermodiffError):
+    """A checkpoint or run directory that is missing, incomplete or corrupt."""
+
+
+class DataError(ThermodiffError):
+    """A data file that is missing, unreadable, of the wrong shape, or contains NaNs."""

@@ -1,0 +1,62 @@
+"""A run directory: what is saved about a model, and loading it back with no flag repeated."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
+from thermodiff.config import Config, from_dict
+from thermodiff.data import Dataset, DataSpec, Scaling
+from thermodiff.diffusion.schedules import Schedule
+from thermodiff.errors import CheckpointError, ConfigError
+from thermodiff.model import DiffusionModel, build_model
+
+
+def p_bar_of(cfg: Config, ds: Dataset) -> float:
+    """Binomial stationary rate: data.p_bar, or the training-data mean when it is -1."""
+    if cfg.diffusion.kernel != "binomial":
+        return 0.5
+    return cfg.data.p_bar if cfg.data.p_bar > 0 else float(ds.train.mean())
+
+
+def model_tensors(net: nn.Module, schedule: Schedule) -> dict[str, torch.Tensor]:
+    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    tensors.update(schedule.state_dict())
+    return tensors
+
+
+def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
+    """Everything besides weights that sampling and evaluation need (DESIGN.md 4)."""
+    return {
+        "config": cfg.to_dict(),
+        "spec": asdict(ds.spec),
+        "scaling": asdict(ds.scaling),
+        "p_bar": model.p_bar,
+    }
+
+
+def load_run(
+    run_dir: Path, device: str = "cpu", ema: bool = True
+) -> tuple[Config, DiffusionModel, DataSpec, Scaling, int]:
+    """(config, model with EMA weights by default, data spec, scaling, step) from a run directory."""
+    tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
+    try:
+        cfg = from_dict(meta["config"])
+        spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
+        scaling = Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+        model = build_model(cfg, spec.shape, float(meta["p_bar"]))
+        prefix = "ema." if ema else ""
+        model.net.load_state_dict(
+            {k[len(prefix) + 4 :]: v for k, v in tensors.items() if k.startswith(prefix + "net.")}
+        )
+        model.schedule.load_state_dict({"schedule.betas": tensors[prefix + "schedule.betas"]})
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({msg})") from None
+    model.net.to(device).eval()
+    model.schedule.to(device)
+    return cfg, model, spec, scaling, int(meta["step"])

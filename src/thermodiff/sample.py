@@ -1,0 +1,55 @@
+"""Ancestral sampling from the reverse chain as a generator of states; sample() drains it.
+
+Conditioning is a list of multipliers r (condition.py), each perturbing one reverse step's
+parameters: `multiplier(params, x_t, t) -> params` (P 2.5, App. C).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from thermodiff.diffusion.bound import ModelFn
+
+Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
+
+
+@torch.no_grad()
+def p_sample_loop_progressive(
+    kernel,
+    model_fn: ModelFn,
+    x_T: Tensor,
+    generator: torch.Generator | None = None,
+    multipliers: Sequence[Multiplier] = (),
+    t_start: int | None = None,
+) -> Iterator[tuple[int, Tensor]]:
+    """Yield (t, x_t) for t = t_start..0: x_{t-1} ~ p(x_{t-1}|x_t) tilted by every multiplier;
+    the last step x_0 ~ p(x_0|x_1) is the fixed reversal of the first forward step (P App. B.2)."""
+    x = x_T.to(torch.float64)
+    t_start = kernel.T if t_start is None else t_start
+    yield t_start, x
+    for step in range(t_start, 0, -1):
+        t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
+        params = kernel.equilibrium_reversal(x, t) if step == 1 else model_fn(x, t)
+        params = tuple(v.to(torch.float64) for v in params)
+        for r in multipliers:
+            params = r(params, x, t)
+        x = kernel.sample_from(params, generator)
+        yield step - 1, x
+
+
+def sample(
+    kernel,
+    model_fn: ModelFn,
+    shape: tuple[int, ...],
+    n: int,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    multipliers: Sequence[Multiplier] = (),
+) -> Tensor:
+    """n samples x_0 from the model (model space, float64)."""
+    x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
+    *_, (_, x_0) = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
+    return x_0

@@ -1,0 +1,200 @@
+"""The training loop: minimise -K (stochastic estimate, P eq. 14) per dimension; EMA; checkpoints.
+
+Deterministic: one torch.Generator draws every batch index, t and noise; its state is saved with
+the optimiser, so `--resume` continues exactly where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from thermodiff import distributed as dist
+from thermodiff.checkpoint import (
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from thermodiff.config import Config, from_dict
+from thermodiff.data import Dataset, load_dataset
+from thermodiff.diffusion.bound import bound_stochastic, draw_t, to_bits, uniform_t_probs
+from thermodiff.errors import ConfigError
+from thermodiff.model import DiffusionModel, build_model, dims
+from thermodiff.run import model_tensors, p_bar_of, run_meta
+
+
+def learning_rate(cfg: Config, step: int) -> float:
+    """Linear warm-up, then cosine decay from train.lr to train.lr_final."""
+    t = cfg.train
+    if step < t.warmup:
+        return t.lr * (step + 1) / t.warmup
+    progress = (step - t.warmup) / max(1, t.steps - t.warmup)
+    return t.lr_final + 0.5 * (t.lr - t.lr_final) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def ema_update(ema: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    for e, p in zip(ema, params, strict=True):
+        e.lerp_(p.detach().to(e.dtype), 1 - decay)
+
+
+def trainable(model: DiffusionModel) -> list[torch.Tensor]:
+    return list(model.net.parameters()) + model.schedule.parameters()
+
+
+def train(
+    cfg: Config,
+    run_dir: Path,
+    device: str = "cpu",
+    resume: bool = False,
+    on_log: Callable[[dict], None] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Train (or resume) the run in run_dir; returns run_dir. Writes config.json, metrics.jsonl,
+    checkpoints/."""
+    run_dir = Path(run_dir)
+    if resume:
+        cfg = _check_resume_config(run_dir, cfg)
+    elif (run_dir / "checkpoints" / "LATEST").exists():
+        raise ConfigError(f"{run_dir} already holds a run: pass --resume or choose another --out")
+    ds = load_dataset(cfg.data)
+    model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds))
+    model.net.to(device)
+    model.schedule.to(device)
+    ema_net = copy.deepcopy(model.net).requires_grad_(False)
+    ema_sched = [p.detach().clone() for p in model.schedule.parameters()]
+    params = trainable(model)
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    gen = torch.Generator(device).manual_seed(cfg.train.seed)
+    start = 0
+    if resume:
+        start = _restore(run_dir, model, ema_net, ema_sched, opt, gen)
+    elif dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    _truncate_metrics(run_dir / "metrics.jsonl", start)
+    net = dist.wrap(model.net)
+    train_x = ds.train.to(device=device, dtype=torch.float32)
+    d = dims(ds.spec.shape)
+    batch = cfg.train.batch
+    shard = dist.shard(batch)
+    bar = _progress(start, cfg.train.steps, progress)
+    window, t0 = [], time.time()
+    for step in range(start, cfg.train.steps):
+        lr = learning_rate(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        # The global batch, its t and noise are drawn identically on every rank; each takes a shard,
+        # so 1 and N processes see the same examples (DESIGN.md 5).
+        idx = torch.randint(train_x.shape[0], (batch,), generator=gen, device=device)
+        x0 = train_x[idx].to(torch.float64)
+        kernel = model.kernel()
+        t = draw_t(batch, uniform_t_probs(kernel.T, device), gen)
+        noise = kernel.noise_like(x0, gen)
+        terms, _ = bound_stochastic(
+            kernel, model.model_fn(kernel, net), x0[shard], t=t[shard], noise=noise[shard]
+        )
+        loss = -terms.K.mean() / d  # nats per dimension
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if model.schedule.learnable:
+            dist.all_reduce_grads(model.schedule.parameters())
+        if cfg.train.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+        opt.step()
+        ema_update(list(ema_net.parameters()) + ema_sched, params, cfg.train.ema)
+        window.append(terms.K.detach().mean().item())
+        if bar is not None:
+            bar.update(1)
+        if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
+            record = {
+                "step": step + 1,
+                "K_bits": to_bits(sum(window) / len(window)),
+                "K_bits_per_dim": to_bits(sum(window) / len(window)) / d,
+                "lr": lr,
+                "seconds": round(time.time() - t0, 3),
+            }
+            window = []
+            if dist.is_main():
+                with open(run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if bar is not None:
+                    bar.set_postfix(K_bits=f"{record['K_bits']:.3f}")
+                if on_log is not None:
+                    on_log(record)
+        if (step + 1) % cfg.train.ckpt_every == 0 or step + 1 == cfg.train.steps:
+            _save(run_dir, step + 1, cfg, ds, model, ema_net, ema_sched, opt, gen)
+    if bar is not None:
+        bar.close()
+    if cfg.train.steps == 0 or start == cfg.train.steps and not (run_dir / "checkpoints").exists():
+        _save(run_dir, start, cfg, ds, model, ema_net, ema_sched, opt, gen)
+    return run_dir
+
+
+def _progress(start: int, total: int, enabled: bool):
+    if not enabled or not dist.is_main():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True)
+
+
+def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) -> None:
+    if not dist.is_main():
+        return
+    tensors = model_tensors(model.net, model.schedule)
+    ema_betas = model.schedule.betas(*ema_sched).detach()
+    tensors.update({f"ema.net.{k}": v for k, v in ema_net.state_dict().items()})
+    tensors["ema.schedule.betas"] = ema_betas
+    state = {
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "ema_schedule": [p.detach().cpu() for p in ema_sched],
+        "schedule_logits": [p.detach().cpu() for p in model.schedule.parameters()],
+    }
+    save_checkpoint(run_dir, step, tensors, run_meta(cfg, ds, model), state)
+
+
+def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
+    tensors, meta, state = load_checkpoint(latest_checkpoint(run_dir), with_train_state=True)
+    model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    ema_net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
+    model.schedule.load_state_dict({"schedule.betas": tensors["schedule.betas"]})
+    with torch.no_grad():
+        for p, saved in zip(model.schedule.parameters(), state["schedule_logits"], strict=True):
+            p.copy_(saved)
+        for p, saved in zip(ema_sched, state["ema_schedule"], strict=True):
+            p.copy_(saved)
+    opt.param_groups[0]["params"] = trainable(model)
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    return int(meta["step"])
+
+
+def _check_resume_config(run_dir: Path, cfg: Config) -> Config:
+    """On resume the run's own config.json rules; only train.steps may be extended."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {path} not found")
+    saved = from_dict(json.loads(path.read_text()))
+    if cfg.train.steps != saved.train.steps:
+        import dataclasses
+
+        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=cfg.train.steps))
+    return saved
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines beyond `step` (an interrupted run's tail) so a resumed log reads cleanly."""
+    if not path.exists() or not dist.is_main():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in lines))

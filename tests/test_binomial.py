@@ -1,0 +1,236 @@
+"""Binomial diffusion (PAPER.md 2) against analytic truths: enumeration over {0, 1} and the
+one-step kernel written here, never the kernel's own closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from thermodiff.diffusion.binomial import BinomialKernel, bernoulli_product
+from thermodiff.diffusion.bound import bound_exact, bound_stochastic, mean_and_stderr
+from thermodiff.diffusion.schedules import binomial_betas
+
+EXACT = 1e-12  # tolerance for float64 closed forms vs enumeration
+
+
+def step_p1(x_prev: float, beta: float, p_bar: float) -> float:
+    """The one-step kernel q(x_t = 1 | x_{t-1}) of PAPER.md 2."""
+    return x_prev * (1 - beta) + p_bar * beta
+
+
+def bern(x: float, p1: float) -> float:
+    return p1 if x == 1 else 1 - p1
+
+
+def marginal_p1(x0: float, t: int, betas: list[float], p_bar: float) -> float:
+    """q(x_t = 1 | x_0) by propagating the one-step kernel t times (law of total probability)."""
+    p = x0
+    for s in range(1, t + 1):
+        p = p * step_p1(1, betas[s], p_bar) + (1 - p) * step_p1(0, betas[s], p_bar)
+    return p
+
+
+def h2(p: float) -> float:
+    return -sum(q * math.log(q) for q in (p, 1 - p) if q > 0)
+
+
+def longs(*steps: int) -> torch.Tensor:
+    return torch.tensor(steps, dtype=torch.long)
+
+
+@pytest.mark.parametrize("T", [1, 10, 50, 2000])
+@pytest.mark.parametrize("p_bar", [0.2, 0.5, 0.7])
+def test_marginal_closed_form_reaches_pi(T: int, p_bar: float) -> None:
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    betas = binomial_betas(T).tolist()
+    x0 = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    assert k.q_prob(x0, longs(T, T))[0].flatten().tolist() == pytest.approx([p_bar] * 2, abs=EXACT)
+    for t in sorted({1, T // 2, max(T - 1, 1), T}):
+        got = k.q_prob(x0, longs(t, t))[0].flatten().tolist()
+        want = [marginal_p1(v, t, betas, p_bar) for v in (0.0, 1.0)]
+        assert got == pytest.approx(want, abs=1e-10)  # 2000-step recursion rounding
+        assert k.alpha_bar[t].item() == pytest.approx((T - t) / T, abs=EXACT)
+    assert k.alpha_bar[T].item() == 0.0
+
+
+def test_marginal_matches_step_by_step_monte_carlo() -> None:
+    """N chains of single steps to t = 25 of T = 50; 5 sigma binomial tolerance."""
+    T, t, p_bar, n = 50, 25, 0.2, 200_000
+    g = torch.Generator().manual_seed(0)
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    betas = binomial_betas(T)
+    for v in (0.0, 1.0):
+        x = torch.full((n,), v, dtype=torch.float64)
+        for s in range(1, t + 1):
+            p1 = x * (1 - betas[s]) + p_bar * betas[s]
+            x = (torch.rand(n, generator=g, dtype=torch.float64) < p1).double()
+        p = k.q_prob(torch.tensor([[v]], dtype=torch.float64), longs(t))[0].item()
+        tol = 5 * math.sqrt(p * (1 - p) / n)
+        assert x.mean().item() == pytest.approx(p, abs=tol)
+        x0 = torch.full((n, 1), v, dtype=torch.float64)
+        xt = k.q_sample(x0, torch.full((n,), t), k.noise_like(x0, g))
+        assert xt.dtype == x0.dtype and set(xt.unique().tolist()) <= {0.0, 1.0}
+        assert xt.mean().item() == pytest.approx(p, abs=tol)
+
+
+@pytest.mark.parametrize("T", [10, 50])
+@pytest.mark.parametrize("p_bar", [0.2, 0.5, 0.7])
+def test_posterior_is_bayes_by_enumeration(T: int, p_bar: float) -> None:
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    betas = binomial_betas(T).tolist()
+    combos = [(a, b) for a in (0.0, 1.0) for b in (0.0, 1.0)]
+    x0 = torch.tensor([[a] for a, _ in combos], dtype=torch.float64)
+    xt = torch.tensor([[b] for _, b in combos], dtype=torch.float64)
+    for t in sorted({1, 2, T // 2, T - 1, T}):
+        got = k.q_posterior(x0, xt, torch.full((4,), t))[0].flatten().tolist()
+        want = []
+        for a, b in combos:
+            prev = marginal_p1(a, t - 1, betas, p_bar)
+            joint = {v: bern(v, prev) * bern(b, step_p1(v, betas[t], p_bar)) for v in (0, 1)}
+            want.append(joint[1] / (joint[0] + joint[1]))
+        assert got == pytest.approx(want, abs=EXACT)
+
+
+def test_equilibrium_reversal_is_bayes_under_pi() -> None:
+    """P(x_{t-1}=1 | x_t) = q(x_t | x_{t-1}=1) pi(1) / pi(x_t), enumerated (P App. B.2)."""
+    T, p_bar = 10, 0.2
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    betas = binomial_betas(T).tolist()
+    xt = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    for t in (1, 5, T):
+        got = torch.sigmoid(k.equilibrium_reversal(xt, longs(t, t))[0]).flatten().tolist()
+        want = [bern(b, step_p1(1, betas[t], p_bar)) * p_bar / bern(b, p_bar) for b in (0, 1)]
+        assert got == pytest.approx(want, abs=EXACT)
+
+
+def test_kl_is_bernoulli_kl_by_enumeration() -> None:
+    k = BinomialKernel(binomial_betas(10), 0.2)
+    qs = [0.0, 1e-9, 0.1, 0.5, 0.93, 1.0]
+    logits = [-8.0, -1.5, 0.0, 0.3, 4.0, 8.0]
+    q = torch.tensor([a for a in qs for _ in logits], dtype=torch.float64)
+    lg = torch.tensor([b for _ in qs for b in logits], dtype=torch.float64)
+    got = k.kl((q,), (lg,)).tolist()
+    for g, a, b in zip(got, q.tolist(), lg.tolist(), strict=True):
+        p = 1 / (1 + math.exp(-b))
+        want = sum(w * math.log(w / r) for w, r in ((a, p), (1 - a, 1 - p)) if w > 0)
+        assert g == pytest.approx(want, rel=1e-9, abs=EXACT)
+
+
+def test_kl_and_sampling_finite_at_extreme_logits() -> None:
+    k = BinomialKernel(binomial_betas(10), 0.2)
+    big = torch.tensor([1e4, -1e4, math.inf, -math.inf], dtype=torch.float64)
+    match = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    assert k.kl((match,), (big,)).tolist() == [0.0] * 4
+    half = k.kl((torch.full((2,), 0.5, dtype=torch.float64),), (big[:2],))
+    assert half.tolist() == pytest.approx([0.5 * 1e4 - 0.5 * math.log(2) * 2] * 2, rel=1e-9)
+    bits = k.sample_from((big,), torch.Generator().manual_seed(1))
+    assert bits.tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_sampling_frequencies() -> None:
+    """5 sigma binomial tolerance on 100k draws."""
+    n, g = 100_000, torch.Generator().manual_seed(2)
+    k = BinomialKernel(binomial_betas(10), 0.2)
+    prior = k.prior_sample((n,), g)
+    assert prior.dtype == torch.float64
+    assert prior.mean().item() == pytest.approx(0.2, abs=5 * math.sqrt(0.16 / n))
+    bits = k.sample_from((torch.full((n,), 1.2, dtype=torch.float64),), g)
+    p = 1 / (1 + math.exp(-1.2))
+    assert bits.mean().item() == pytest.approx(p, abs=5 * math.sqrt(p * (1 - p) / n))
+
+
+@pytest.mark.parametrize("T", [1, 10, 2000])
+@pytest.mark.parametrize("p_bar", [0.2, 0.5])
+def test_edge_and_entropy_terms_by_enumeration(T: int, p_bar: float) -> None:
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    b1 = binomial_betas(T)[1].item()
+    x0 = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    want_edge, want_h1 = [], []
+    for a in (0.0, 1.0):
+        q1 = {v: bern(v, step_p1(a, b1, p_bar)) for v in (0, 1)}
+        # p(x_0 | x_1) = q(x_1 | x_0) pi(x_0) / pi(x_1): the reversal of step 1 under pi, by Bayes.
+        rev = {v: q1[v] * bern(a, p_bar) / bern(v, p_bar) for v in (0, 1)}
+        want_edge.append(sum(q1[v] * math.log(rev[v]) for v in (0, 1) if q1[v] > 0))
+        want_h1.append(h2(q1[1]))
+    assert k.edge_term(x0).flatten().tolist() == pytest.approx(want_edge, abs=EXACT)
+    assert k.entropy_1(x0).flatten().tolist() == pytest.approx(want_h1, abs=EXACT)
+    assert k.entropy_T(x0).flatten().tolist() == pytest.approx([h2(p_bar)] * 2, abs=EXACT)
+    assert k.prior_term(x0).flatten().tolist() == [0.0, 0.0]  # beta_T = 1: q(x_T|x_0) = pi
+    log_pi = [math.log(bern(a, p_bar)) for a in (0.0, 1.0)]
+    assert k.log_prior(x0).flatten().tolist() == pytest.approx(log_pi, abs=EXACT)
+
+
+def test_prior_term_when_chain_does_not_reach_pi() -> None:
+    """Drop the last step: beta_{T'} = 1/2 < 1, so -KL(q(x_T|x_0) || pi) < 0, by enumeration."""
+    betas, p_bar = binomial_betas(10)[:-1], 0.3
+    k = BinomialKernel(betas, p_bar)
+    x0 = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    want = []
+    for a in (0.0, 1.0):
+        m = marginal_p1(a, 9, betas.tolist(), p_bar)
+        want.append(-sum(bern(v, m) * math.log(bern(v, m) / bern(v, p_bar)) for v in (0, 1)))
+    assert k.prior_term(x0).flatten().tolist() == pytest.approx(want, abs=EXACT)
+    assert max(want) < 0
+
+
+def test_bound_of_equilibrium_reversal_is_log_pi() -> None:
+    """p = reversal of q under pi makes p(x_0) = pi(x_0), so E[K] = log pi(x_0): K - L_null = 0.
+
+    Tolerance: 3 standard errors, and 0.1 nats per 20-bit sequence for bound_exact."""
+    T, p_bar, n, d = 50, 0.2, 8000, 20
+    g = torch.Generator().manual_seed(3)
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    x0 = (torch.rand(n, d, generator=g, dtype=torch.float64) < 0.5).double()
+    for bound in (bound_exact, bound_stochastic):
+        terms, _ = bound(k, k.equilibrium_reversal, x0, g)
+        assert all(torch.isfinite(v).all() for v in vars(terms).values())
+        mean, se = mean_and_stderr(terms.K - terms.log_null)
+        assert abs(mean) <= 3 * se, (bound.__name__, mean, se)
+        if bound is bound_exact:  # the stochastic one carries a (T - 1) x importance weight
+            assert abs(mean) < 0.1, (mean, se)  # se ~ 0.02; log pi(x_0) ~ -18 nats
+
+
+def heartbeats() -> torch.Tensor:
+    """The 5 heartbeat sequences: length 20, a 1 every 5th bin, first pulse in bins 0..4."""
+    x = torch.zeros(5, 20, dtype=torch.float64)
+    for first in range(5):
+        x[first, first::5] = 1.0
+    return x
+
+
+def test_heartbeat_bound_does_not_exceed_true_log_likelihood() -> None:
+    """Gibbs: mean_x0 K <= mean_x0 log p(x_0) <= log(1/5) for any reverse chain; 3 stderr."""
+    T, p_bar, reps = 50, 0.2, 200
+    g = torch.Generator().manual_seed(4)
+    k = BinomialKernel(binomial_betas(T), p_bar)
+    x0 = heartbeats().repeat(reps, 1)
+    log_pi = 4 * math.log(p_bar) + 16 * math.log(1 - p_bar)
+    assert log_pi < math.log(1 / 5)  # about -10.0 nats vs -1.61
+    models = {
+        "equilibrium": k.equilibrium_reversal,
+        "const_0": lambda x, t: (torch.zeros_like(x),),
+        "const_pbar": lambda x, t: (torch.full_like(x, math.log(p_bar / (1 - p_bar))),),
+        "copy": lambda x, t: (6.0 * (2 * x - 1),),
+        "flip": lambda x, t: (-3.0 * (2 * x - 1),),
+    }
+    for name, fn in models.items():
+        terms, _ = bound_exact(k, fn, x0, g)
+        mean, se = mean_and_stderr(terms.K)
+        assert mean <= math.log(1 / 5) + 3 * se, (name, mean, se)
+    terms, _ = bound_exact(k, k.equilibrium_reversal, x0, g)
+    mean, se = mean_and_stderr(terms.K)
+    assert mean == pytest.approx(log_pi, abs=3 * se)
+
+
+def test_bernoulli_product_is_normalized_product() -> None:
+    cs = [1e-6, 0.1, 0.5, 0.77, 0.999]
+    ds = [1e-6, 0.2, 0.5, 0.9, 1 - 1e-9]
+    c = torch.tensor([a for a in cs for _ in ds], dtype=torch.float64)
+    d = torch.tensor([b for _ in cs for b in ds], dtype=torch.float64)
+    got = torch.sigmoid(bernoulli_product(torch.log(c) - torch.log1p(-c), d)).tolist()
+    for g, a, b in zip(got, c.tolist(), d.tolist(), strict=True):
+        assert g == pytest.approx(a * b / (a * b + (1 - a) * (1 - b)), rel=1e-9, abs=EXACT)
+    delta = bernoulli_product(torch.tensor([0.3, -2.0]), torch.tensor([1.0, 0.0]))
+    assert delta.tolist() == [math.inf, -math.inf]  # r a delta on one value pins the bit
