@@ -6,6 +6,7 @@ parameters: `multiplier(params, x_t, t) -> params` (P 2.5, App. C).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -51,5 +52,5 @@ def sample(
 ) -> Tensor:
     """n samples x_0 from the model (model space, float64)."""
     x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
-    *_, (_, x_0) = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
-    return x_0
+    states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
+    return deque(states, maxlen=1)[0][1]
