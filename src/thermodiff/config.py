@@ -29,7 +29,8 @@ class DataConfig:
 class DiffusionConfig:
     kernel: str = "gaussian"  # gaussian | binomial
     T: int = 40
-    schedule: str = "paper"  # paper | linear | cosine | learned
+    schedule: str = "paper"  # paper | log_snr | linear | cosine | learned
+    learned_init: str = "paper"  # the schedule a learned one starts from: paper | log_snr
     beta_1: float = 1e-3  # fixed first step (paper 2.4.1); sets the resolution of the density
     beta_max: float = 0.5  # linear schedule's last beta
     parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
@@ -45,6 +46,23 @@ class ModelConfig:
     fourier: int = 0  # MLP: number of random Fourier features of x (0 = raw x)
     fourier_scale: float = 8.0
     time_embed: int = 64
+    # the paper's image network (P D.2.1): nets/multiscale.py
+    conv_layers: int = 4
+    conv_channels: int = 32
+    n_scales: int = 3
+    dense_layers: int = 0  # Linear+tanh layers in the dense pathway (0 = none)
+    dense_hidden: int = 500
+    dense_out: int = 2  # dense-pathway features per pixel
+    pixel_hidden: int = 32
+    pixel_layers: int = 2
+    n_bumps: int = 10  # J, temporal bump functions
+    # DDPM U-Net: nets/unet.py
+    base: int = 128
+    mults: str = "1,2,2,2"
+    num_res_blocks: int = 2
+    attn_resolutions: str = "16"  # "" = attention only in the middle block
+    dropout: float = 0.1
+    heads: int = 1
 
 
 @dataclass(frozen=True)
@@ -169,7 +187,8 @@ def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Confi
 
 _CHOICES = {
     ("diffusion", "kernel"): ("gaussian", "binomial"),
-    ("diffusion", "schedule"): ("paper", "linear", "cosine", "learned", "binomial"),
+    ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
+    ("diffusion", "learned_init"): ("paper", "log_snr"),
     ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
     ("diffusion", "variance"): ("learned", "small", "large", "learned_range"),
 }

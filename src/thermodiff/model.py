@@ -51,7 +51,7 @@ def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> Diff
     d = cfg.diffusion
     schedule_name = "binomial" if d.kernel == "binomial" else d.schedule
     parameterization = "bernoulli" if d.kernel == "binomial" else d.parameterization
-    schedule = make_schedule(schedule_name, d.T, d.beta_1, d.beta_max)
+    schedule = make_schedule(schedule_name, d.T, d.beta_1, d.beta_max, d.learned_init)
     reverse = make_reverse(parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
     net = build_net(cfg.model, shape, d.T, reverse.out_factor, seed=cfg.train.seed)

@@ -34,6 +34,17 @@ def cosine_betas(T: int, beta_1: float, s: float = 0.008) -> Tensor:
     return _with_step0(betas)
 
 
+def log_snr_betas(T: int, beta_1: float, alpha_bar_T: float = 1e-4) -> Tensor:
+    """log SNR_t = log(alpha_bar_t / (1 - alpha_bar_t)) linear in t from step 1 (beta_1) to T
+    (alpha_bar_T): noise variances evenly spaced in log, as VDM's schedule starts (Kingma et al. 2021)."""
+    lam = torch.linspace(math.log((1 - beta_1) / beta_1), math.log(alpha_bar_T / (1 - alpha_bar_T)), T)
+    log_alpha_bar = torch.nn.functional.logsigmoid(lam.to(torch.float64))
+    log_alpha_bar = torch.cat([torch.zeros(1, dtype=torch.float64), log_alpha_bar])
+    betas = -torch.expm1(log_alpha_bar[1:] - log_alpha_bar[:-1])
+    betas[0] = beta_1
+    return _with_step0(betas)
+
+
 def binomial_betas(T: int) -> Tensor:
     """beta_t = 1/(T - t + 1): each step erases 1/T of the original signal (PAPER.md 2)."""
     t = torch.arange(1, T + 1, dtype=torch.float64)
@@ -84,11 +95,14 @@ class Schedule:
         return self
 
 
-def make_schedule(name: str, T: int, beta_1: float, beta_max: float = 0.5) -> Schedule:
-    """Config name -> Schedule (the dict literal is the registry)."""
+def make_schedule(
+    name: str, T: int, beta_1: float, beta_max: float = 0.5, learned_init: str = "paper"
+) -> Schedule:
+    """Config name -> Schedule (the dict literal is the registry); `learned` starts from learned_init."""
     builders = {
         "paper": lambda: paper_betas(T, beta_1),
-        "learned": lambda: paper_betas(T, beta_1),
+        "log_snr": lambda: log_snr_betas(T, beta_1),
+        "learned": lambda: builders[learned_init](),
         "linear": lambda: linear_betas(T, beta_1, beta_max),
         "cosine": lambda: cosine_betas(T, beta_1),
         "binomial": lambda: binomial_betas(T),

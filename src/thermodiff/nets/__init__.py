@@ -7,7 +7,15 @@ import math
 from torch import nn
 
 from thermodiff.config import ModelConfig
+from thermodiff.errors import ConfigError
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
+from thermodiff.nets.multiscale import MultiScaleConv, PaperImageNet
+from thermodiff.nets.unet import UNet
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    """'1,2,2,2' -> (1, 2, 2, 2); '' -> ()."""
+    return tuple(int(v) for v in s.split(",") if v.strip())
 
 
 def build_net(cfg: ModelConfig, shape: tuple[int, ...], T: int, out_factor: int, seed: int = 0) -> nn.Module:
@@ -27,12 +35,37 @@ def build_net(cfg: ModelConfig, shape: tuple[int, ...], T: int, out_factor: int,
             fourier_scale=cfg.fourier_scale,
             seed=seed,
         ),
+        "paper_image": lambda: PaperImageNet(
+            shape,
+            T,
+            out_factor,
+            n_conv_layers=cfg.conv_layers,
+            conv_channels=cfg.conv_channels,
+            n_scales=cfg.n_scales,
+            dense_layers=cfg.dense_layers,
+            dense_hidden=cfg.dense_hidden,
+            dense_out=cfg.dense_out,
+            pixel_hidden=cfg.pixel_hidden,
+            pixel_layers=cfg.pixel_layers,
+            J=cfg.n_bumps,
+        ),
+        "unet": lambda: UNet(
+            shape,
+            out_factor,
+            base=cfg.base,
+            mults=_ints(cfg.mults),
+            num_res_blocks=cfg.num_res_blocks,
+            attn_resolutions=_ints(cfg.attn_resolutions),
+            dropout=cfg.dropout,
+            heads=cfg.heads,
+        ),
     }
     if cfg.net not in builders:
-        from thermodiff.errors import ConfigError
-
         raise ConfigError(f"model.net = {cfg.net!r} is not one of {', '.join(builders)}")
-    return builders[cfg.net]()
+    try:
+        return builders[cfg.net]()
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
 
 
-__all__ = ["MLP", "PerStepMLP", "RBFNet", "build_net"]
+__all__ = ["MLP", "MultiScaleConv", "PaperImageNet", "PerStepMLP", "RBFNet", "UNet", "build_net"]
