@@ -49,8 +49,11 @@ def sample(
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
     multipliers: Sequence[Multiplier] = (),
+    x_T: Tensor | None = None,
 ) -> Tensor:
-    """n samples x_0 from the model (model space, float64)."""
-    x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
+    """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
+    (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set)."""
+    if x_T is None:
+        x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
     states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
     return deque(states, maxlen=1)[0][1]

@@ -1,5 +1,6 @@
 """The math of diffusion probabilistic models. Imports torch only: the network arrives as a callable."""
 
+from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.bound import BoundTerms, bound_exact, bound_stochastic, kl_at, to_bits
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import BernoulliReverse, EpsReverse, PaperReverse, make_reverse
@@ -8,6 +9,7 @@ from thermodiff.diffusion.schedules import Schedule, make_schedule
 __all__ = [
     "BoundTerms",
     "BernoulliReverse",
+    "BinomialKernel",
     "EpsReverse",
     "GaussianKernel",
     "PaperReverse",

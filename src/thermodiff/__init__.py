@@ -1,0 +1,53 @@
+"""thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits."""
+
+from thermodiff.condition import (
+    BernoulliMask,
+    BernoulliObservation,
+    ClassifierGuidance,
+    GaussianObservation,
+    LogDensityGradient,
+    Mask,
+)
+from thermodiff.config import Config, load_toml
+from thermodiff.data import load_dataset
+from thermodiff.diffusion import (
+    BinomialKernel,
+    GaussianKernel,
+    bound_exact,
+    bound_stochastic,
+    make_reverse,
+    make_schedule,
+    to_bits,
+)
+from thermodiff.evaluate import report
+from thermodiff.interpolate import interpolate
+from thermodiff.run import load_run
+from thermodiff.sample import p_sample_loop_progressive, sample
+from thermodiff.train import train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BernoulliMask",
+    "BernoulliObservation",
+    "BinomialKernel",
+    "ClassifierGuidance",
+    "Config",
+    "GaussianKernel",
+    "GaussianObservation",
+    "LogDensityGradient",
+    "Mask",
+    "bound_exact",
+    "bound_stochastic",
+    "interpolate",
+    "load_dataset",
+    "load_run",
+    "load_toml",
+    "make_reverse",
+    "make_schedule",
+    "p_sample_loop_progressive",
+    "report",
+    "sample",
+    "to_bits",
+    "train",
+]

@@ -1,0 +1,236 @@
+"""Multipliers r(x): each tilts a reverse step p(x_{t-1}|x_t) to p(x_{t-1}|x_t) r(x_{t-1}) (P 2.5, App. C).
+
+A multiplier is called by the sampler as `params = r(params, x_t, t)` for the step producing x_{t-1}:
+params = (mean, logvar) float64 for the Gaussian kernel, (logit,) of P(x_{t-1} = 1 | x_t) for the
+binomial one; t is a (B,) long tensor. Multipliers compose left to right; a delta factor (Mask,
+BernoulliMask) stays exact under any later multiplier, since its variance is 0 / its logit infinite.
+
+Schedules (PAPER.md 4): "constant" uses r(x_{t-1}) = r(x_0) at every step (the paper's experiments);
+"annealed" uses r(x^{(t)}) = r(x^{(0)})^{(T-t)/T}, the tilt that leaves p~(x_T) = pi. The step called
+with t produces x_{t-1}, whose marginal carries exponent w = (T - (t - 1)) / T: 1/T at the first step
+(t = T), exactly 1 at the last (t = 1, producing x_0). Neither schedule is the exact posterior in
+general (the tilt of every intermediate marginal compounds); both are exact per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from thermodiff.diffusion.binomial import bernoulli_product
+from thermodiff.errors import ThermodiffError
+
+SCHEDULES = ("constant", "annealed")
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _check_shape(name: str, got: torch.Size, sample: tuple, batched: bool = True) -> None:
+    """`got` must be S, (1, *S) or (B, *S) for samples of shape (B, *S); else ThermodiffError.
+
+    `sample` is (B, *S) when batched (at call time), else S alone (at construction, B unknown)."""
+    got, inner = tuple(got), tuple(sample[1:] if batched else sample)
+    lead_ok = (1, sample[0]) if batched else None
+    ok = got == inner or (
+        len(got) == len(inner) + 1 and got[1:] == inner and (lead_ok is None or got[0] in lead_ok)
+    )
+    if not ok:
+        want = _fmt(sample) if batched else _fmt(("B", *inner))
+        raise ThermodiffError(f"{name} shape {_fmt(got)} does not match sample shape {want} or {_fmt(inner)}")
+
+
+def _pair(values: Tensor, mask: Tensor) -> None:
+    """values and mask must broadcast against each other (each is checked against x at call time)."""
+    try:
+        torch.broadcast_shapes(values.shape, mask.shape)
+    except RuntimeError:
+        raise ThermodiffError(
+            f"values shape {_fmt(values.shape)} and mask shape {_fmt(mask.shape)} do not broadcast"
+        ) from None
+
+
+def _weight(schedule: str, T: int | None, t: Tensor, like: Tensor) -> Tensor | float:
+    """Exponent of r for the marginal of x_{t-1}: 1 (constant) or (T - (t - 1)) / T (annealed, P 2.5)."""
+    if schedule == "constant":
+        return 1.0
+    if int(t.max()) > T or int(t.min()) < 1:
+        raise ThermodiffError(f"annealed multiplier built for T={T} called at step {int(t.max())}")
+    w = (T - (t.to(torch.float64) - 1)) / T
+    return w.to(like.device).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _check_schedule(schedule: str, T: int | None) -> None:
+    if schedule not in SCHEDULES:
+        raise ThermodiffError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
+    if schedule == "annealed" and (T is None or int(T) < 1):
+        raise ThermodiffError("the annealed schedule needs T, the number of diffusion steps (>= 1)")
+
+
+def _as_mask(mask: Tensor) -> Tensor:
+    """A 0/1 (or bool) tensor -> bool; any other value is an error."""
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ThermodiffError("mask must contain only 0 and 1 (1 = known coordinate)")
+        mask = mask == 1
+    return mask
+
+
+class _Data:
+    """A data-shaped tensor (y, values, mask) checked against the sample shape, moved to its device."""
+
+    def __init__(self, name: str, tensor: Tensor, shape: tuple[int, ...] | None):
+        self.name, self.tensor = name, tensor
+        if shape is not None:
+            _check_shape(name, tensor.shape, tuple(shape), batched=False)
+
+    def like(self, x: Tensor) -> Tensor:
+        _check_shape(self.name, self.tensor.shape, tuple(x.shape))
+        if self.tensor.device != x.device:
+            self.tensor = self.tensor.to(x.device)
+        return self.tensor
+
+
+def _grad(fn: Callable[..., Tensor], at: Tensor, *args: Tensor, what: str) -> Tensor:
+    """d sum_b fn(at)_b / d at, under enable_grad (sampling runs under no_grad); 0 if fn ignores `at`."""
+    with torch.enable_grad():
+        leaf = at.detach().requires_grad_(True)
+        out = fn(leaf, *args)
+        if tuple(out.shape) != (at.shape[0],):
+            raise ThermodiffError(f"{what} must return shape {_fmt(at.shape[:1])}, got {_fmt(out.shape)}")
+        if not out.requires_grad:
+            return torch.zeros_like(at)
+        (g,) = torch.autograd.grad(out.sum(), leaf, allow_unused=True)
+    return torch.zeros_like(at) if g is None else g.to(at.dtype)
+
+
+class GaussianObservation:
+    """r(x) = N(y; x, noise_std^2) per element, multiplied exactly: precisions add (P App. C; denoising)."""
+
+    def __init__(
+        self,
+        y: Tensor,
+        noise_std: float | Tensor,
+        schedule: str = "constant",
+        T: int | None = None,
+        shape: tuple[int, ...] | None = None,
+    ):
+        _check_schedule(schedule, T)
+        std = torch.as_tensor(noise_std, dtype=torch.float64)
+        if not bool((std > 0).all()):
+            raise ThermodiffError(f"noise_std must be > 0, got {noise_std}")
+        self.y = _Data("y", torch.as_tensor(y, dtype=torch.float64), shape)
+        self.inv_var = std**-2  # observation precision 1 / noise_std^2 (0 when noise_std = inf)
+        self.schedule, self.T = schedule, T
+
+    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = params
+        y, w = self.y.like(mean), _weight(self.schedule, self.T, t, mean)
+        k = torch.exp(logvar) * (w * self.inv_var.to(mean.device))  # var / var_obs: 0 where var = 0
+        # 1/var' = 1/var + w/sd^2 and mean' = var' (mean/var + w y/sd^2), written as a gain (finite at var=0)
+        return mean + k / (1 + k) * (y - mean), logvar - torch.log1p(k)
+
+
+class Mask:
+    """r = delta(x_i - value_i) on known coordinates (mask == 1), constant elsewhere (P 2.5; inpainting).
+
+    Known coordinates get mean = value and logvar = -inf: the sampler's mean + exp(0.5 logvar) noise is
+    then value + 0 * noise, bit-exact in float64 (the noise is finite)."""
+
+    def __init__(self, values: Tensor, mask: Tensor, shape: tuple[int, ...] | None = None):
+        mask = _as_mask(mask)
+        values = torch.as_tensor(values, dtype=torch.float64)
+        _pair(values, mask)
+        if not bool(torch.where(mask, values, 0.0).isfinite().all()):
+            raise ThermodiffError("values at known coordinates must be finite")
+        self.values, self.mask = _Data("values", values, shape), _Data("mask", mask, shape)
+
+    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = params
+        known, values = self.mask.like(mean), self.values.like(mean)
+        neg_inf = torch.full_like(logvar, float("-inf"))
+        return torch.where(known, values, mean), torch.where(known, neg_inf, logvar)
+
+    def fill(self, x: Tensor) -> Tensor:
+        """x with known coordinates set to their values: the paper's inpainting start state x_T (P 2.5)."""
+        return torch.where(self.mask.like(x), self.values.like(x).to(x.dtype), x)
+
+
+class LogDensityGradient:
+    """Any differentiable log r: mean + scale w Sigma grad log r at the mean, first order (P eqs. 52-61)."""
+
+    def __init__(
+        self,
+        log_r: Callable[[Tensor], Tensor],
+        scale: float = 1.0,
+        schedule: str = "constant",
+        T: int | None = None,
+    ):
+        _check_schedule(schedule, T)
+        self.log_r, self.scale, self.schedule, self.T = log_r, float(scale), schedule, T
+
+    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = params
+        g = _grad(self.log_r, mean, what="log_r")  # (B, ...) grad log r at mu
+        w = _weight(self.schedule, self.T, t, mean)
+        return mean + (self.scale * w) * torch.exp(logvar) * g, logvar
+
+
+class ClassifierGuidance:
+    """mean + s Sigma grad_{x_t} log p(y | x_t, t), gradient at x_t (Dhariwal & Nichol 2021, Alg. 1)."""
+
+    def __init__(self, log_prob_fn: Callable[[Tensor, Tensor], Tensor], scale: float = 1.0):
+        self.log_prob_fn, self.scale = log_prob_fn, float(scale)
+
+    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = params
+        g = _grad(self.log_prob_fn, x_t.to(mean.dtype), t, what="log_prob_fn")  # at x_t, not at mu
+        return mean + self.scale * torch.exp(logvar) * g, logvar
+
+
+class BernoulliObservation:
+    """r(x_i = 1) = prob, multiplied exactly: c d / (c d + (1-c)(1-d)) in logit space (P Table App.1).
+
+    Annealed, r^w is again Bernoulli with prob^w / (prob^w + (1-prob)^w) = sigmoid(w logit prob)."""
+
+    def __init__(
+        self,
+        prob: Tensor,
+        schedule: str = "constant",
+        T: int | None = None,
+        shape: tuple[int, ...] | None = None,
+    ):
+        _check_schedule(schedule, T)
+        prob = torch.as_tensor(prob, dtype=torch.float64)
+        if not bool(((prob > 0) & (prob < 1)).all()):
+            raise ThermodiffError("prob must lie in (0, 1); use BernoulliMask for known bits")
+        self.prob = _Data("prob", prob, shape)
+        self.schedule, self.T = schedule, T
+
+    def __call__(self, params: tuple[Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor]:
+        (logit,) = params
+        prob = self.prob.like(logit)
+        if self.schedule == "annealed":
+            w = _weight(self.schedule, self.T, t, logit)
+            prob = torch.sigmoid(w * (torch.log(prob) - torch.log1p(-prob)))
+        return (bernoulli_product(logit, prob),)
+
+
+class BernoulliMask(Mask):
+    """r = delta on known bits (mask == 1): logit = +inf where value 1, -inf where 0 (P 2.5; inpainting)."""
+
+    def __init__(self, values: Tensor, mask: Tensor, shape: tuple[int, ...] | None = None):
+        super().__init__(values, mask, shape)
+        values, mask = self.values.tensor, self.mask.tensor
+        if not bool(((values == 0) | (values == 1) | ~mask).all()):
+            raise ThermodiffError("values at known bits must be 0 or 1")
+
+    def __call__(self, params: tuple[Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor]:
+        (logit,) = params
+        known, values = self.mask.like(logit), self.values.like(logit)
+        inf = torch.where(values > 0.5, float("inf"), float("-inf")).to(logit.dtype)
+        return (torch.where(known, inf.expand_as(logit), logit),)

@@ -1,0 +1,58 @@
+"""Interpolation through the noisy state at step t (Ho et al. 2020, DDPM 4.4; PAPER.md 4)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from thermodiff.diffusion.bound import ModelFn
+from thermodiff.errors import ThermodiffError
+from thermodiff.sample import Multiplier, p_sample_loop_progressive
+
+
+def interpolate(
+    kernel,
+    model_fn: ModelFn,
+    x_a: Tensor,
+    x_b: Tensor,
+    t: int,
+    lambdas: Sequence[float] | Tensor,
+    generator: torch.Generator | None = None,
+    multipliers: Sequence[Multiplier] = (),
+) -> Tensor:
+    """Encode x_a, x_b to step t with one shared noise, mix (1-l) x_t + l x_t', decode from t (DDPM 4.4).
+
+    x_a, x_b: (1, *S) in model space. Returns (len(lambdas), *S) float64. The encoding noise is drawn
+    once and used for both inputs and every lambda, so the mix is q_sample((1-l) x_a + l x_b, t, eps);
+    every lambda's reverse chain then restarts from the same generator state, so only lambda varies.
+    t = 0 returns the plain linear mix. Gaussian kernels only: a mix of bits is not a binomial state.
+    """
+    if tuple(x_a.shape) != tuple(x_b.shape) or x_a.dim() < 1 or x_a.shape[0] != 1:
+        raise ThermodiffError(
+            f"x_a and x_b must both have shape (1, ...); got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
+        )
+    if not 0 <= int(t) <= kernel.T:
+        raise ThermodiffError(f"interpolation step t must lie in 0..{kernel.T}, got {t}")
+    if getattr(kernel, "name", "gaussian") != "gaussian":
+        raise ThermodiffError(f"interpolation needs a Gaussian kernel, got {kernel.name!r}")
+    lam = torch.as_tensor(lambdas, dtype=torch.float64, device=x_a.device).reshape(-1)
+    x_a, x_b = x_a.to(torch.float64), x_b.to(torch.float64)
+    if int(t) == 0:
+        return torch.cat([(1 - v) * x_a + v * x_b for v in lam])
+    if generator is None:
+        seed = int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=x_a.device).manual_seed(seed)
+    steps = torch.full((1,), int(t), dtype=torch.long, device=x_a.device)
+    noise = kernel.noise_like(x_a, generator)  # one eps for x_a, x_b and every lambda
+    x_t_a, x_t_b = kernel.q_sample(x_a, steps, noise), kernel.q_sample(x_b, steps, noise)
+    state = generator.get_state()
+    out = []
+    for v in lam:
+        generator.set_state(state)  # the same reverse-chain noise for every lambda
+        mixed = (1 - v) * x_t_a + v * x_t_b
+        chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, t_start=int(t))
+        out.append(deque(chain, maxlen=1)[0][1])
+    return torch.cat(out)
