@@ -129,9 +129,10 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
                 return value.lower() in ("true", "1")
             return bool(value)
         if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
                 raise ValueError
-            return int(float(value)) if isinstance(value, str) else int(value)
+            return int(number)
         if isinstance(default, float):
             return float(value)
         return str(value)

@@ -77,6 +77,7 @@ def train(
     start = 0
     if resume:
         start = _restore(run_dir, model, ema_net, ema_sched, opt, gen)
+        params = trainable(model)  # the restored schedule logits are new tensors
     elif dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
@@ -151,7 +152,7 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
     if not dist.is_main():
         return
     tensors = model_tensors(model.net, model.schedule)
-    ema_betas = model.schedule.betas(*ema_sched).detach()
+    ema_betas = model.schedule.betas(*ema_sched).detach().clone()  # fixed schedules: no shared storage
     tensors.update({f"ema.net.{k}": v for k, v in ema_net.state_dict().items()})
     tensors["ema.schedule.betas"] = ema_betas
     state = {
@@ -166,7 +167,7 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
 def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
     tensors, meta, state = load_checkpoint(latest_checkpoint(run_dir), with_train_state=True)
     model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    ema_net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
+    ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
     model.schedule.load_state_dict({"schedule.betas": tensors["schedule.betas"]})
     with torch.no_grad():
         for p, saved in zip(model.schedule.parameters(), state["schedule_logits"], strict=True):

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny config that trains in about a second, a tiny trained run, the data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from thermodiff.config import Config, load_toml
+
+DATA_DIR = Path(
+    os.environ.get("THERMODIFF_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+)
+
+TINY_OVERRIDES = (
+    "train.steps=30",
+    "train.batch=64",
+    "train.log_every=10",
+    "train.ckpt_every=10",
+    "data.n_train=2000",
+    "data.n_test=300",
+    "eval.n=300",
+    "model.hidden=32",
+    "data.sigma=0.05",
+    "diffusion.T=10",
+)
+
+
+def requires_data(subdir: str) -> pytest.MarkDecorator:
+    """Skip a test (with a reason) when DATA_DIR/subdir is absent."""
+    path = DATA_DIR / subdir
+    return pytest.mark.skipif(not path.is_dir(), reason=f"data folder {path} not found (set THERMODIFF_DATA)")
+
+
+def make_tiny_cfg(*extra: str) -> Config:
+    """The swiss roll config shrunk to train 30 steps in about a second; `extra` overrides on top."""
+    return load_toml("swiss_roll", [*TINY_OVERRIDES, *extra])
+
+
+@pytest.fixture
+def tiny_cfg() -> Config:
+    return make_tiny_cfg()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny trained run directory, shared read-only (copy it before changing anything)."""
+    from thermodiff.train import train
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    train(make_tiny_cfg(), run)
+    return run

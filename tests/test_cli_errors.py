@@ -1,0 +1,273 @@
+"""Bad input ends with one line `thermodiff: error: ...` on stderr, a non-zero exit code, no traceback
+and no new or changed file (DESIGN.md 3, 4). The CLI runs in a subprocess so that the exit code and
+stderr are real. Checkpoint loading never unpickles arbitrary objects (weights_only=True)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
+from thermodiff.errors import CheckpointError
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+# `python -m thermodiff` costs a torch import (1-3 s) per call. The runner below imports torch once in
+# one real interpreter process, then serves each request by os.fork(): the child is a separate
+# process that runs `python -m thermodiff ARGS` via runpy, with its own fds 1 and 2 redirected to
+# files and its real exit status returned, an escaping exception printed as the interpreter would.
+RUNNER = r"""
+import json, os, runpy, sys, traceback
+import torch, thermodiff.cli, thermodiff.train, thermodiff.evaluate, thermodiff.run  # warm imports
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(req["cwd"])
+            for fd, name in ((1, "out"), (2, "err")):
+                f = os.open(req[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(f, fd)
+            sys.argv = ["thermodiff", *req["args"]]
+            try:
+                runpy.run_module("thermodiff", run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as e:
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:
+                    print(e.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+"""
+
+
+class CliRunner:
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ENV, text=True
+        )
+
+    def __call__(self, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+        out, err = self.scratch / "stdout", self.scratch / "stderr"
+        req = {"args": list(args), "cwd": str(cwd), "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        rc = json.loads(self.proc.stdout.readline())
+        return subprocess.CompletedProcess(list(args), rc, out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def run_cli(tmp_path_factory: pytest.TempPathFactory):
+    if not hasattr(os, "fork"):
+        pytest.skip("the forking CLI runner needs os.fork")
+    runner = CliRunner(tmp_path_factory.mktemp("cli-io"))
+    yield runner
+    runner.close()
+
+
+def run_cli_subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The plain way: a fresh `python -m thermodiff` (used for a few cases, to check the runner)."""
+    return subprocess.run(
+        [sys.executable, "-m", "thermodiff", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and directory under root (hidden ones too) with a hash of its content."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("thermodiff: error:"), proc.stderr
+    return lines[0]
+
+
+# --- train: bad configs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,mentions",
+    [
+        (["train", "missing/nope.toml"], "nope.toml"),
+        (["train", "no_such_bundled_config"], "no_such_bundled_config"),
+        (["train", "swiss_roll", "--set", "diffusion.T=1"], "diffusion.T"),
+        (["train", "swiss_roll", "--set", "train.ema=1.5"], "train.ema"),
+        (["train", "swiss_roll", "--set", "diffusion.schedule=foo"], "diffusion.schedule"),
+        (["train", "swiss_roll", "--set", "train.steps=abc"], "train.steps"),
+        (["train", "swiss_roll", "--set", "train.no_such_field=1"], "no_such_field"),
+        (["train", "swiss_roll", "--set", "nosection"], "nosection"),
+        (["train", "bad.toml"], "bad.toml"),
+        (
+            ["train", "swiss_roll", "--set", "data.n_train=100", "--set", "train.steps=2.5", "--quiet"],
+            "train.steps",
+        ),
+    ],
+)
+def test_train_config_errors(run_cli, tmp_path: Path, args: list[str], mentions: str) -> None:
+    """Each names the offending file or field; nothing is written (the default --out is under cwd)."""
+    (tmp_path / "bad.toml").write_text("[train\nsteps = = 3\n")
+    before = snapshot(tmp_path)
+    line = assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert mentions in line
+    assert snapshot(tmp_path) == before
+
+
+# --- evaluate: missing and corrupt run directories --------------------------------------------------
+
+
+def _weights(run: Path) -> Path:
+    return latest_checkpoint(run) / "weights.safetensors"
+
+
+def _garbage_weights(run: Path) -> None:
+    """A plausible 8-byte header length followed by bytes that are not a safetensors header."""
+    _weights(run).write_bytes(b"\x20" + b"\x00" * 7 + b"this is not a safetensors header" + b"\xff" * 4096)
+
+
+def _truncated_weights(run: Path) -> None:
+    data = _weights(run).read_bytes()
+    _weights(run).write_bytes(data[: len(data) // 2])
+
+
+def _garbage_meta(run: Path) -> None:
+    (latest_checkpoint(run) / "meta.json").write_text("{not json at all")
+
+
+def _mismatched_config(run: Path) -> None:
+    """model.hidden changed (32 -> 48) in both config files: the weights no longer fit the network."""
+    meta_path = latest_checkpoint(run) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["model"]["hidden"] = 48
+    meta_path.write_text(json.dumps(meta))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"]["hidden"] = 48
+    (run / "config.json").write_text(json.dumps(cfg))
+
+
+def _missing_latest(run: Path) -> None:
+    (run / "checkpoints" / "LATEST").unlink()
+
+
+def _missing_weight(run: Path) -> None:
+    """A valid safetensors file that lacks the EMA schedule."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(_weights(run))
+    del tensors["ema.schedule.betas"]
+    save_file(tensors, _weights(run))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _garbage_weights,
+        _truncated_weights,
+        _garbage_meta,
+        _mismatched_config,
+        _missing_latest,
+        _missing_weight,
+    ],
+)
+def test_evaluate_on_a_damaged_run(run_cli, tiny_run: Path, tmp_path: Path, damage) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    damage(run)
+    before = snapshot(tmp_path)
+    assert_one_line_error(run_cli("evaluate", str(run), "--json", "--n", "20", cwd=tmp_path))
+    assert snapshot(tmp_path) == before  # in particular no eval.json
+
+
+def test_evaluate_on_a_missing_run(run_cli, tmp_path: Path) -> None:
+    line = assert_one_line_error(run_cli("evaluate", str(tmp_path / "nope"), cwd=tmp_path))
+    assert "nope" in line
+    assert snapshot(tmp_path) == {}
+
+
+# --- train_state.pt is loaded with weights_only=True -----------------------------------------------------
+
+
+class Payload:
+    """Unpickling this calls Path.touch(marker): harmless, but proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _plant_payload(run: Path, marker: Path) -> Path:
+    ckpt = latest_checkpoint(run)
+    torch.save({"optimizer": Payload(marker), "generator": torch.zeros(3)}, ckpt / "train_state.pt")
+    return ckpt
+
+
+def test_train_state_with_a_pickled_object_is_refused(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    marker = tmp_path / "executed"
+    ckpt = _plant_payload(run, marker)
+    with pytest.raises(CheckpointError, match="train_state.pt"):
+        load_checkpoint(ckpt, with_train_state=True)
+    assert not marker.exists()
+    # control: the payload is live, an unrestricted unpickler would have run it
+    torch.load(ckpt / "train_state.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_resume_with_a_pickled_object_fails_cleanly(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    """`train --resume` on such a run: one error line, the payload not executed, nothing written."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    marker = tmp_path / "executed"
+    _plant_payload(run, marker)
+    before = snapshot(tmp_path)
+    args = ("train", "swiss_roll", "--out", str(run), "--resume", "--set", "train.steps=40", "--quiet")
+    line = assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert "train_state.pt" in line
+    assert not marker.exists()
+    assert snapshot(tmp_path) == before
+
+
+def test_runner_agrees_with_a_fresh_interpreter(run_cli, tmp_path: Path) -> None:
+    """The forking runner reports the same exit code and stderr as `python -m thermodiff`, and shows
+    what it would have to catch: argparse's usage error, with exit code 2."""
+    args = ("train", "swiss_roll", "--set", "train.ema=1.5")
+    fresh, forked = run_cli_subprocess(*args, cwd=tmp_path), run_cli(*args, cwd=tmp_path)
+    assert (forked.returncode, forked.stderr, forked.stdout) == (fresh.returncode, fresh.stderr, fresh.stdout)
+    usage = run_cli("evaluate", cwd=tmp_path)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage:") and "Traceback" not in usage.stderr
