@@ -78,6 +78,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5_000
+    dequantize: bool = True  # 8-bit images: uniform noise of one grey level (paper units)
 
 
 @dataclass(frozen=True)

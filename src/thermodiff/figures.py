@@ -34,7 +34,7 @@ def swiss_roll_figure(model: DiffusionModel, ds: Dataset, path: Path, n: int = 2
     grid = torch.cartesian_prod(axis, axis)
     drift = {}
     for s in steps:
-        t = torch.full((grid.shape[0],), max(s, 1), dtype=torch.long)
-        mean = (kernel.equilibrium_reversal(grid, t) if s <= 1 else fn(grid, t))[0]
-        drift[s] = (grid, mean.to(torch.float64) - grid)
+        # the drift of the first *learned* step stands for t = 0 (step 1 is the fixed reversal)
+        t = torch.full((grid.shape[0],), max(s, 2), dtype=torch.long)
+        drift[s] = (grid, fn(grid, t)[0].to(torch.float64) - grid)
     return figure1(forward, reverse, drift, path)

@@ -44,7 +44,7 @@ def figure1(
         grid, vec = drift[t]
         g, v = grid.cpu().numpy(), vec.cpu().numpy()
         axes[2, j].quiver(g[:, 0], g[:, 1], v[:, 0], v[:, 1], color="C2", angles="xy")
-        axes[2, j].set_title(f"f$_\\mu$(x, {t}) - x")
+        axes[2, j].set_title(f"f$_\\mu$(x, {max(t, 2)}) - x")
     for ax in axes.flat:
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)

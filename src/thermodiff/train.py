@@ -24,7 +24,7 @@ from thermodiff.checkpoint import (
     save_checkpoint,
 )
 from thermodiff.config import Config, from_dict
-from thermodiff.data import Dataset, load_dataset
+from thermodiff.data import Dataset, dequantize, load_dataset
 from thermodiff.diffusion.bound import bound_stochastic, draw_t, to_bits, uniform_t_probs
 from thermodiff.errors import ConfigError
 from thermodiff.model import DiffusionModel, build_model, dims
@@ -97,6 +97,8 @@ def train(
         # so 1 and N processes see the same examples (DESIGN.md 5).
         idx = torch.randint(train_x.shape[0], (batch,), generator=gen, device=device)
         x0 = train_x[idx].to(torch.float64)
+        if ds.spec.kind == "image8" and cfg.train.dequantize:
+            x0 = dequantize(x0, ds.scaling.scale, gen)
         kernel = model.kernel()
         t = draw_t(batch, uniform_t_probs(kernel.T, device), gen)
         noise = kernel.noise_like(x0, gen)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from thermodiff.diffusion.distributions import discretized_gaussian_log_likelihood
+
 ModelFn = Callable[[Tensor, Tensor], tuple]  # (x_t, t) -> params of p(x_{t-1} | x_t)
 LN2 = math.log(2.0)
 
@@ -114,6 +116,14 @@ def bound_stochastic(
         noise = kernel.noise_like(x0, generator)
     kl = kl_at(kernel, model_fn, x0, t, noise.to(x0.dtype)) / t_probs[t - 2]
     return _edge_terms(kernel, x0, kl), t
+
+
+def discrete_edge(kernel, x0: Tensor, noise: Tensor, bin_width: float, lo: Tensor, hi: Tensor) -> Tensor:
+    """E_{q(x_1|x_0)} log P(x_0|x_1) for x_0 on a grid (one x_1 draw): the fixed first reverse step
+    N(sqrt(1-b1) x_1, b1) integrated over each bin, edge bins to +-inf (Ho et al. 2020 eq. 13)."""
+    t1 = torch.ones(x0.shape[0], dtype=torch.long, device=x0.device)
+    mean, logvar = kernel.equilibrium_reversal(kernel.q_sample(x0, t1, noise), t1)
+    return sum_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar, bin_width, lo, hi))
 
 
 def mean_and_stderr(values: Tensor) -> tuple[float, float]:
