@@ -23,6 +23,12 @@ class DataConfig:
     seed: int = 0  # generated data: train uses seed, test uses seed + 1
     path: str = ""  # file or directory for data sets read from disk
     p_bar: float = -1.0  # binomial stationary rate; -1 means the training-data mean
+    image_size: int = 32  # dead_leaves: image side; bark: patch side (pixels)
+    resize: int = 0  # image_folder: resize every image to resize x resize (0 = keep; sizes must match)
+    grayscale: bool = False  # image_folder: one channel (a colour image is an error); False = RGB
+    r_min: float = 1.0  # dead_leaves: smallest disk radius (pixels); radius density proportional to r^-3
+    r_max: float = 64.0  # dead_leaves: largest disk radius (pixels)
+    holdout: float = 0.25  # bark: right-hand fraction of the texture's columns kept for test patches
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,9 @@ def validate(cfg: Config) -> None:
             "data.n_train and data.n_test must be >= 1",
         ),
         (cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0, "data.p_bar must lie in (0, 1)"),
+        (cfg.data.image_size >= 1 and cfg.data.resize >= 0, "data.image_size must be >= 1, data.resize >= 0"),
+        (0.0 < cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
+        (0.0 < cfg.data.holdout < 1.0, "data.holdout must lie in (0, 1)"),
         (t.steps >= 0, "train.steps must be >= 0"),
         (t.batch >= 1, "train.batch must be >= 1"),
         (t.lr > 0.0, "train.lr must be positive"),

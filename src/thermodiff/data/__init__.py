@@ -98,11 +98,13 @@ def _gaussian(cfg: DataConfig) -> Dataset:
     )
 
 
-def _binary(name: str) -> Callable[[DataConfig], Dataset]:
-    def load(cfg: DataConfig) -> Dataset:
-        from thermodiff.data import binary
+def _lazy(module: str, name: str) -> Callable[[DataConfig], Dataset]:
+    """A loader in a submodule (imported on use: the submodules import Dataset from here)."""
 
-        return getattr(binary, name)(cfg)
+    def load(cfg: DataConfig) -> Dataset:
+        import importlib
+
+        return getattr(importlib.import_module(f"thermodiff.data.{module}"), name)(cfg)
 
     return load
 
@@ -110,8 +112,13 @@ def _binary(name: str) -> Callable[[DataConfig], Dataset]:
 DATASETS: dict[str, Callable[[DataConfig], Dataset]] = {
     "swiss_roll": _swiss_roll,
     "gaussian": _gaussian,
-    "heartbeat": _binary("heartbeat"),
-    "binarized_mnist": _binary("binarized_mnist"),
+    "heartbeat": _lazy("binary", "heartbeat"),
+    "binarized_mnist": _lazy("binary", "binarized_mnist"),
+    "mnist": _lazy("images", "mnist"),
+    "cifar10": _lazy("cifar", "cifar10"),
+    "image_folder": _lazy("images", "image_folder_dataset"),
+    "dead_leaves": _lazy("textures", "dead_leaves_dataset"),
+    "bark": _lazy("textures", "bark"),
 }
 
 

@@ -58,3 +58,30 @@ def gaussian_log_prob(x: Tensor) -> Tensor:
     """log N(x; m, C) in nats, raw units."""
     dist = torch.distributions.MultivariateNormal(GAUSSIAN_MEAN, GAUSSIAN_COV)
     return dist.log_prob(x.to(torch.float64))
+
+
+def swiss_roll_posterior_x0(
+    x_t: Tensor, alpha_bar: float, sigma: float, shift: Tensor, scale: float
+) -> tuple[Tensor, Tensor]:
+    """Exact E[x_0 | x_t] and diagonal Var[x_0 | x_t] for the swiss roll in model space
+    (y = (x - shift) * scale) under x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps.
+    Given the curve parameter s, x_0 is Gaussian, so the posterior is a mixture over s of Gaussians,
+    integrated on a grid fine enough for the width of x_t | s."""
+    sig = sigma * scale
+    a = math.sqrt(alpha_bar)
+    v = alpha_bar * sig**2 + (1 - alpha_bar)  # Var[x_t | s] per dimension
+    speed_max = math.sqrt(1 + SWISS_T_HI**2) / 10 * scale * a
+    n_nodes = max(2000, int(math.ceil((SWISS_T_HI - SWISS_T_LO) * speed_max * 8 / math.sqrt(v))) + 1)
+    s = torch.linspace(SWISS_T_LO, SWISS_T_HI, n_nodes, dtype=torch.float64)
+    c = (swiss_curve(s) - shift.to(torch.float64)) * scale  # (S, 2) curve in model space
+    k = a * sig**2 / v  # E[x_0 | x_t, s] = c + k (x_t - a c);  Var = sig^2 (1 - a k)
+    var_s = sig**2 * (1 - a * k)
+    means, variances = [], []
+    for xb in x_t.to(torch.float64).split(256):
+        w = torch.softmax(-(torch.cdist(xb, a * c) ** 2) / (2 * v), dim=1)  # (b, S); edge weights ~0
+        m_s = c[None] + k * (xb[:, None] - a * c[None])  # (b, S, 2)
+        mean = (w[..., None] * m_s).sum(1)
+        second = (w[..., None] * m_s**2).sum(1) + var_s
+        means.append(mean)
+        variances.append((second - mean**2).clamp_min(0.0))
+    return torch.cat(means), torch.cat(variances)
