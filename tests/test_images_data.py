@@ -279,7 +279,7 @@ def test_dead_leaves_covers_every_pixel_and_is_seeded():
     a, b, c = (dead_leaves(30, 16, 1.0, 16.0, s) for s in (7, 7, 8))
     assert a.shape == (30, 1, 16, 16) and a.dtype == torch.uint8
     assert torch.equal(a, b) and not torch.equal(a, c)
-    ds = dead_leaves_dataset(data_cfg(n_train=20, n_test=10, image_size=16, seed=3))
+    ds = dead_leaves_dataset(data_cfg(n_train=20, n_test=10, image_size=16, seed=3, r_min=1.0, r_max=16.0))
     assert ds.train.shape == (20, 1, 16, 16) and not torch.equal(ds.train[:10], ds.test)
     assert torch.equal(ds.scaling.invert(ds.train).round().to(torch.uint8), dead_leaves(20, 16, 1.0, 16.0, 3))
     for r_min, r_max in ((0.0, 4.0), (4.0, 4.0), (1e-4, 4.0)):
