@@ -40,7 +40,8 @@ class DiffusionConfig:
     beta_1: float = 1e-3  # fixed first step (paper 2.4.1); sets the resolution of the density
     beta_max: float = 0.5  # linear schedule's last beta
     parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
-    variance: str = "learned"  # eps only: small | large | learned_range ("learned" for paper)
+    # eps: small | large | learned_range | full (vector data: a full covariance); paper: learned
+    variance: str = "learned"
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ _CHOICES = {
     ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
     ("diffusion", "learned_init"): ("paper", "log_snr"),
     ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
-    ("diffusion", "variance"): ("learned", "small", "large", "learned_range"),
+    ("diffusion", "variance"): ("learned", "small", "large", "learned_range", "full"),
 }
 
 

@@ -54,7 +54,7 @@ def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> Diff
     schedule = make_schedule(schedule_name, d.T, d.beta_1, d.beta_max, d.learned_init)
     reverse = make_reverse(parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
-    net = build_net(cfg.model, shape, d.T, reverse.out_factor, seed=cfg.train.seed)
+    net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
     return DiffusionModel(schedule, reverse, net, d.kernel, p_bar)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from thermodiff.diffusion.bound import ModelFn
+from thermodiff.errors import ThermodiffError
 
 Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
 
@@ -35,6 +36,8 @@ def p_sample_loop_progressive(
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         params = kernel.equilibrium_reversal(x, t) if step == 1 else model_fn(x, t)
         params = tuple(v.to(torch.float64) for v in params)
+        if multipliers and len(params) == 2 and params[1].dim() == x.dim() + 1:
+            raise ThermodiffError("conditioning needs a diagonal reverse covariance (not variance = full)")
         for r in multipliers:
             params = r(params, x, t)
         x = kernel.sample_from(params, generator)

@@ -17,6 +17,17 @@ def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) ->
     )
 
 
+def normal_kl_full(mean_q: Tensor, logvar_q: Tensor, mean_p: Tensor, scale_tril_p: Tensor) -> Tensor:
+    """KL(N(mean_q, diag e^logvar_q) || N(mean_p, L L^T)) per example (B,), nats; L lower-triangular
+    (B, d, d). 0.5 [tr(S^-1 V) + m^T S^-1 m - d + log det S - log det V]."""
+    diff = (mean_p - mean_q).unsqueeze(-1)
+    std_q = torch.diag_embed(torch.exp(0.5 * logvar_q))
+    solved = torch.linalg.solve_triangular(scale_tril_p, torch.cat([std_q, diff], dim=-1), upper=False)
+    d = mean_q.shape[-1]
+    log_det_p = 2 * torch.log(torch.diagonal(scale_tril_p, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * ((solved**2).sum((-2, -1)) - d + log_det_p - logvar_q.sum(-1))
+
+
 def normal_entropy(logvar: Tensor) -> Tensor:
     """Differential entropy of N(., e^logvar) per element: 0.5 log(2 pi e var), in nats."""
     return 0.5 * (LOG_2PI + 1.0 + logvar)

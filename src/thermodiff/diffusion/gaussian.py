@@ -9,9 +9,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from thermodiff.diffusion.distributions import LOG_2PI, normal_entropy, normal_kl, normal_log_prob
+from thermodiff.diffusion.distributions import (
+    LOG_2PI,
+    normal_entropy,
+    normal_kl,
+    normal_kl_full,
+    normal_log_prob,
+)
 
 Params = tuple[Tensor, Tensor]  # (mean, logvar)
+
+
+def is_full(p: Params) -> bool:
+    """Whether reverse parameters are (mean, scale_tril) rather than (mean, logvar)."""
+    return p[1].dim() == p[0].dim() + 1
 
 
 def _at(table: Tensor, t: Tensor, like: Tensor) -> Tensor:
@@ -71,6 +82,9 @@ class GaussianKernel:
         )
 
     def kl(self, q: Params, p: Params) -> Tensor:
+        """Elementwise KL for a diagonal p; per example (B, 1) for p = (mean, scale_tril)."""
+        if is_full(p):
+            return normal_kl_full(q[0], q[1], p[0], p[1]).unsqueeze(1)
         return normal_kl(q[0], q[1], p[0], p[1])
 
     def equilibrium_reversal(self, x_t: Tensor, t: Tensor) -> Params:
@@ -80,9 +94,11 @@ class GaussianKernel:
         return mean, torch.log(beta).expand_as(mean)
 
     def sample_from(self, p: Params, generator: torch.Generator | None = None) -> Tensor:
-        mean, logvar = p
+        mean, spread = p
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * noise
+        if is_full(p):
+            return mean + (spread @ noise.unsqueeze(-1)).squeeze(-1)
+        return mean + torch.exp(0.5 * spread) * noise
 
     def prior_sample(self, shape: tuple[int, ...], generator=None, device=None) -> Tensor:
         return torch.randn(shape, generator=generator, device=device, dtype=torch.float64)

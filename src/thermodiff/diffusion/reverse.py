@@ -1,6 +1,7 @@
 """Raw network output -> reverse distribution p(x_{t-1} | x_t) (PAPER.md 1.3, 2; DDPM; iDDPM).
 
-The network's raw output has `out_factor` times the data's channels, split along dim 1.
+The network's raw output has `out_factor` times the data's channels, split along dim 1 (and, for a full
+covariance of vector data, d(d-1)/2 more entries).
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from torch import Tensor
 from thermodiff.diffusion.gaussian import GaussianKernel, Params, _at
 
 
-class PaperReverse:
+class _Channels:
+    out_factor = 1
+
+    def out_channels(self, shape: tuple[int, ...]) -> int:
+        """Raw outputs along dim 1 for data of `shape` (without batch)."""
+        return self.out_factor * shape[0]
+
+
+class PaperReverse(_Channels):
     """Sigma = sigmoid(z_Sigma + logit beta_t); mu = (x_t - z_mu)(1 - Sigma) + z_mu (P eqs. 64-65)."""
 
     out_factor = 2
@@ -26,16 +35,26 @@ class PaperReverse:
         return mean, logvar
 
 
-class EpsReverse:
+class EpsReverse(_Channels):
     """mu from predicted noise (DDPM eq. 11); variance posterior ("small"), beta_t ("large"),
-    or interpolated in log space between them by a second output ("learned_range", iDDPM eq. 15)."""
+    or interpolated in log space between them by a second output ("learned_range", iDDPM eq. 15);
+    "full": learned-range diagonal plus a lower triangle, a full covariance for vector data."""
 
     def __init__(self, variance: str = "small"):
         self.variance = variance
-        self.out_factor = 2 if variance == "learned_range" else 1
+        self.out_factor = 2 if variance in ("learned_range", "full") else 1
+
+    def out_channels(self, shape: tuple[int, ...]) -> int:
+        if self.variance != "full":
+            return super().out_channels(shape)
+        if len(shape) != 1:
+            raise ValueError("diffusion.variance = 'full' needs vector data (one dimension)")
+        return 2 * shape[0] + shape[0] * (shape[0] - 1) // 2
 
     def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
         raw = raw.to(x_t.dtype)
+        if self.variance == "full":
+            return self._full(kernel, raw, x_t, t)
         eps = raw.chunk(2, dim=1)[0] if self.out_factor == 2 else raw
         beta = _at(kernel.betas, t, x_t)
         omab = _at(kernel.one_minus_alpha_bar, t, x_t)
@@ -49,8 +68,22 @@ class EpsReverse:
         frac = (raw.chunk(2, dim=1)[1] + 1) / 2
         return mean, frac * large + (1 - frac) * small
 
+    def _full(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
+        """(mean, scale_tril): Sigma = L L^T, diag(L)^2 learned-range, below it sqrt(beta_t) * raw."""
+        d = x_t.shape[1]
+        eps, v, off = raw.split([d, d, d * (d - 1) // 2], dim=1)
+        beta = _at(kernel.betas, t, x_t)
+        omab = _at(kernel.one_minus_alpha_bar, t, x_t)
+        mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
+        frac = (v + 1) / 2
+        logvar = frac * torch.log(beta) + (1 - frac) * kernel.posterior_logvar(t, x_t)
+        L = torch.diag_embed(torch.exp(0.5 * logvar))
+        rows, cols = torch.tril_indices(d, d, offset=-1, device=x_t.device)
+        L = L.index_put((slice(None), rows, cols), off * beta.sqrt())
+        return mean, L
 
-class BernoulliReverse:
+
+class BernoulliReverse(_Channels):
     """p(x_{t-1} = 1 | x_t) = sigmoid(raw) (P Table App.1). Params = (logit,)."""
 
     out_factor = 1
@@ -61,7 +94,7 @@ class BernoulliReverse:
 
 def make_reverse(parameterization: str, variance: str = "learned"):
     """Config name -> reverse parameterization (the dict literal is the registry)."""
-    if parameterization == "eps" and variance == "learned":
+    if parameterization == "eps" and variance == "learned":  # the config default
         variance = "learned_range"
     builders = {
         "paper": PaperReverse,

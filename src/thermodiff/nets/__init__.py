@@ -18,16 +18,20 @@ def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(v) for v in s.split(",") if v.strip())
 
 
-def build_net(cfg: ModelConfig, shape: tuple[int, ...], T: int, out_factor: int, seed: int = 0) -> nn.Module:
-    """Config -> network for data of `shape` (without batch); the dict literal is the registry."""
+def build_net(
+    cfg: ModelConfig, shape: tuple[int, ...], T: int, out_channels: int, seed: int = 0
+) -> nn.Module:
+    """Config -> network for data of `shape` (without batch) with `out_channels` raw outputs along
+    dim 1 (all outputs for vector data; channels for images); the dict literal is the registry."""
     d = math.prod(shape)
+    out_factor = out_channels // shape[0]
     builders = {
-        "rbf": lambda: RBFNet(d, T, out_factor, units=cfg.rbf_units, seed=seed),
-        "paper_mlp": lambda: PerStepMLP(d, T, out_factor, hidden=cfg.hidden, layers=cfg.layers),
+        "rbf": lambda: RBFNet(d, T, out_channels, units=cfg.rbf_units, seed=seed),
+        "paper_mlp": lambda: PerStepMLP(d, T, out_channels, hidden=cfg.hidden, layers=cfg.layers),
         "mlp": lambda: MLP(
             d,
             T,
-            out_factor,
+            out_channels,
             hidden=cfg.hidden,
             layers=cfg.layers,
             time_embed=cfg.time_embed,

@@ -1,5 +1,5 @@
 """Networks for vector data (B, d): the paper's RBF net (swiss roll), its per-step MLP (heartbeat),
-and an MLP with a time embedding. Each maps (x_t, t) -> raw (B, out_factor * d)."""
+and an MLP with a time embedding. Each maps (x_t, t) -> raw (B, n_out)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from thermodiff.nets.time import PerStepReadout, sinusoidal_embedding
 class RBFNet(nn.Module):
     """Normalized radial basis function layer shared over t, affine readout per step (P D.1.1)."""
 
-    def __init__(self, d: int, T: int, out_factor: int, units: int = 16, seed: int = 0):
+    def __init__(self, d: int, T: int, n_out: int, units: int = 16, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.centres = nn.Parameter(2.0 * torch.rand(units, d, generator=g) - 1.0)
         self.log_width = nn.Parameter(torch.full((units,), math.log(0.5)))
-        self.readout = PerStepReadout(T, units, out_factor * d)
+        self.readout = PerStepReadout(T, units, n_out)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         sq = ((x[:, None, :] - self.centres[None]) ** 2).sum(-1)  # (B, units)
@@ -30,13 +30,13 @@ class RBFNet(nn.Module):
 class PerStepMLP(nn.Module):
     """Hidden layers of sigmoid units shared over t, a readout per step (P D.1.2, the heartbeat)."""
 
-    def __init__(self, d: int, T: int, out_factor: int, hidden: int = 50, layers: int = 3):
+    def __init__(self, d: int, T: int, n_out: int, hidden: int = 50, layers: int = 3):
         super().__init__()
         dims = [d] + [hidden] * layers
         self.trunk = nn.Sequential(
             *[m for a, b in zip(dims[:-1], dims[1:], strict=True) for m in (nn.Linear(a, b), nn.Sigmoid())]
         )
-        self.readout = PerStepReadout(T, hidden, out_factor * d)
+        self.readout = PerStepReadout(T, hidden, n_out)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return self.readout(self.trunk(x), t)
@@ -50,7 +50,7 @@ class MLP(nn.Module):
         self,
         d: int,
         T: int,
-        out_factor: int,
+        n_out: int,
         hidden: int = 128,
         layers: int = 3,
         time_embed: int = 64,
@@ -70,7 +70,7 @@ class MLP(nn.Module):
             for _ in range(layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
-        self.out = nn.Linear(hidden, out_factor * d)
+        self.out = nn.Linear(hidden, n_out)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
