@@ -77,10 +77,10 @@ class EpsReverse(_Channels):
         mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
         frac = (v + 1) / 2
         logvar = frac * torch.log(beta) + (1 - frac) * kernel.posterior_logvar(t, x_t)
-        L = torch.diag_embed(torch.exp(0.5 * logvar))
         rows, cols = torch.tril_indices(d, d, offset=-1, device=x_t.device)
-        L = L.index_put((slice(None), rows, cols), off * beta.sqrt())
-        return mean, L
+        lower = x_t.new_zeros(x_t.shape[0], d, d)
+        lower[:, rows, cols] = off * beta.sqrt()
+        return mean, torch.diag_embed(torch.exp(0.5 * logvar)) + lower
 
 
 class BernoulliReverse(_Channels):
