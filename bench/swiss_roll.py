@@ -1,7 +1,7 @@
 """Swiss roll likelihood benchmark (issue: foundation): K at T = 40 and at a larger T, beside the
 data's true log-likelihood and the paper's 2.35 bits. Writes bench/results/swiss_roll.json.
 
-    python bench/swiss_roll.py [--steps N] [--big-T 200] [--device cpu|cuda] [--out DIR]
+    python bench/swiss_roll.py [--steps N] [--big-T 100] [--device cpu|cuda] [--out DIR]
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def run_one(T: int, steps: int, device: str, out: Path, extra: list[str]) -> dic
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=20_000)
-    p.add_argument("--big-T", type=int, default=200)
+    p.add_argument("--steps", type=int, default=15_000)
+    p.add_argument("--big-T", type=int, default=100)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench_swiss_roll")
     p.add_argument("--set", action="append", default=[], help="extra config overrides for both runs")

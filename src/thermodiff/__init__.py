@@ -1,5 +1,6 @@
 """thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits."""
 
+from thermodiff.classifier import load_classifier, train_classifier
 from thermodiff.condition import (
     BernoulliMask,
     BernoulliObservation,
@@ -23,6 +24,7 @@ from thermodiff.evaluate import report
 from thermodiff.interpolate import interpolate
 from thermodiff.run import load_run
 from thermodiff.sample import p_sample_loop_progressive, sample
+from thermodiff.tasks import denoise, inpaint
 from thermodiff.train import train
 
 __version__ = "0.1.0"
@@ -39,7 +41,10 @@ __all__ = [
     "Mask",
     "bound_exact",
     "bound_stochastic",
+    "denoise",
+    "inpaint",
     "interpolate",
+    "load_classifier",
     "load_dataset",
     "load_run",
     "load_toml",
@@ -50,4 +55,5 @@ __all__ = [
     "sample",
     "to_bits",
     "train",
+    "train_classifier",
 ]

@@ -35,10 +35,13 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else _default_out(args.config)
     try:
         train(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
+        dist.barrier()  # no rank leaves while rank 0 still writes the last checkpoint
+        main = dist.is_main()  # asked before shutdown, after which every process is "rank 0"
     finally:
         dist.shutdown()
-    if dist.is_main():
-        print(f"trained: {out}  (next: thermodiff evaluate {out})")
+    if main:
+        nxt = f"evaluate {out}" if cfg.train.task == "diffusion" else f"sample RUN --guide 0 --classifier {out}"
+        print(f"trained: {out}  (next: thermodiff {nxt})")
     return 0
 
 
@@ -59,6 +62,11 @@ def format_report(r: dict) -> str:
         )
     if "nll_bits_per_dim" in r:
         lines.append(f"  NLL bound    = {r['nll_bits_per_dim']:9.4f} bits/dim (8-bit grid)")
+    if "parzen_bits" in r:
+        lines.append(
+            f"  Parzen       = {r['parzen_bits']:9.1f} ± {r['parzen_stderr_bits']:.1f} bits/image"
+            f" ({r['parzen_nats']:.1f} nats; sigma {r['parzen_sigma']:.3f}, {r['parzen_samples']} samples)"
+        )
     paper = r.get("paper", {})
     if paper:
         ref = ", ".join(f"{k} = {v}" for k, v in paper.items())
@@ -80,8 +88,14 @@ def cmd_evaluate(args) -> int:
         "K_bits": cfg.eval.reference_K_bits,
         "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
     }
+    if args.parzen and (ds.spec.kind != "image8" or args.parzen_samples < 1):
+        raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
     r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref)
     r["step"] = step
+    if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
+        from thermodiff.parzen import parzen_report
+
+        r.update(parzen_report(model, ds, args.parzen_samples, device=device))
     atomic_write_text(Path(args.run) / "eval.json", json.dumps(r, indent=1))
     print(json.dumps(r) if args.json else format_report(r))
     return 0
@@ -103,8 +117,15 @@ def cmd_sample(args) -> int:
         raise ThermodiffError(f"--out must end in .png or .npy, got {out.name}")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
-    x = sample(kernel, model.model_fn(kernel), spec.shape, args.n, gen, device)
-    x = scaling.invert(x.cpu()) if spec.kind == "continuous" else x.cpu()
+    mults = []
+    if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
+        from thermodiff.tasks import guidance
+
+        if not args.classifier:
+            raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
+        mults = guidance(args.classifier, args.guide, args.scale, model, scaling, device)
+    x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
+    x = scaling.invert(x.cpu()) if spec.kind in ("continuous", "image8") else x.cpu()  # data units
     if out.suffix == ".npy":
         import io
 
@@ -115,7 +136,7 @@ def cmd_sample(args) -> int:
         scatter(x, out, title=f"{args.n} samples")
     else:
         shape = spec.shape if len(spec.shape) == 3 else (1, 1, math.prod(spec.shape))
-        image_grid(x.reshape(-1, *shape).float(), out)
+        image_grid(x.reshape(-1, *shape).float() / (255.0 if spec.kind == "image8" else 1.0), out)
     print(f"wrote {out}")
     return 0
 
@@ -134,6 +155,49 @@ def cmd_reproduce(args) -> int:
         for path in result.get("figures", []):
             print(f"  figure: {path}")
     return 0
+
+
+def cmd_condition(args) -> int:
+    """denoise / inpaint / interpolate (P 2.5; tasks.py): file in -> file out, plus a panel figure."""
+    from thermodiff import tasks
+
+    device, common = _device(args.device), {"out": args.out, "seed": args.seed}
+    if args.command == "denoise":
+        paths = tasks.denoise_file(
+            args.run, args.input, noise_std=args.noise_std, add_noise=args.add_noise, device=device, **common
+        )
+    elif args.command == "inpaint":
+        paths = tasks.inpaint_file(args.run, args.input, args.mask, device=device, **common)
+    else:
+        kw = {"t": args.t, "steps": args.steps, "device": device, **common}
+        paths = tasks.interpolate_file(args.run, args.a, args.b, **kw)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_condition_commands(sub) -> None:
+    """The parsers of denoise, inpaint and interpolate (DESIGN.md 3); units in imageio.py."""
+    d = sub.add_parser("denoise", help="denoise an observation y = x + noise (P Fig. 5)")
+    d.add_argument("run")
+    d.add_argument("--input", required=True, help="PNG or .npy (data units), the noisy y")
+    d.add_argument("--noise-std", type=float, default=1.0, help="in units of the data std; 1 = SNR 1")
+    d.add_argument("--add-noise", action="store_true", help="the input is clean: add the noise first")
+    i = sub.add_parser("inpaint", help="fill the unknown pixels of an image (P Fig. 4)")
+    i.add_argument("run")
+    i.add_argument("--input", required=True, help="PNG or .npy (data units)")
+    i.add_argument("--mask", required=True, help="PNG (white = known) or .npy (1 = known)")
+    n = sub.add_parser("interpolate", help="mix two inputs through the noisy state at step t (DDPM 4.4)")
+    n.add_argument("run")
+    n.add_argument("--a", required=True)
+    n.add_argument("--b", required=True)
+    n.add_argument("--t", type=int, help="the step to mix at (default T/2)")
+    n.add_argument("--steps", type=int, default=8, help="number of mixes, lambda = 0..1")
+    for c in (d, i, n):
+        c.add_argument("--out", help="FILE.png or FILE.npy (default RUN/samples/); figure: FILE_panel.png")
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--device", default="auto")
+        c.set_defaults(func=cmd_condition)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
     e.add_argument("--n", type=int, default=0, help="number of examples (default: eval.n)")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
+    e.add_argument("--parzen-samples", type=int, default=10_000, help="model samples for --parzen")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_evaluate)
 
@@ -166,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out")
     s.add_argument("--device", default="auto")
+    s.add_argument("--guide", type=int, metavar="CLASS", help="classifier guidance toward CLASS")
+    s.add_argument("--scale", type=float, default=1.0, help="guidance gradient scale s (r = p(y|x_t)^s)")
+    s.add_argument("--classifier", metavar="RUN", help="a noisy classifier run, for --guide")
     s.set_defaults(func=cmd_sample)
+    _add_condition_commands(sub)
 
     r = sub.add_parser("reproduce", help="train + evaluate + figures for the paper's experiments")
     r.add_argument("experiments", nargs="*")

@@ -42,6 +42,9 @@ class DiffusionConfig:
     parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
     # eps: small | large | learned_range | full (vector data: a full covariance); paper: learned
     variance: str = "learned"
+    # classifier tasks: take T and the betas (and the data scaling) from this diffusion run directory,
+    # so that the classifier sees the same q(x_t | x_0) as the model it guides ("" = this section)
+    from_run: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,15 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5_000
+    sample_every: int = 0  # 8-bit images: a 16-sample grid (EMA net) to samples/step_N.png; 0 = never
     dequantize: bool = True  # 8-bit images: uniform noise of one grey level (paper units)
+    # GPU fast path (fast.py); each is a no-op on a CPU, whose path stays unchanged and deterministic
+    precision: str = "fp32"  # fp32 | bf16: autocast of the network only; the bound stays float64
+    channels_last: bool = False  # NHWC activations and conv weights
+    compile: bool = False  # torch.compile of the network (training and graphed sampling)
+    cuda_graphs: bool = True  # sampling: replay a CUDA graph of the network call per batch shape
+    # diffusion | classifier (p(y | x_t, t) on noisy x_t, for guidance) | clean_classifier (t = 0 only)
+    task: str = "diffusion"
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,8 @@ _CHOICES = {
     ("diffusion", "learned_init"): ("paper", "log_snr"),
     ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
     ("diffusion", "variance"): ("learned", "small", "large", "learned_range", "full"),
+    ("train", "precision"): ("fp32", "bf16"),
+    ("train", "task"): ("diffusion", "classifier", "clean_classifier"),
 }
 
 
@@ -224,10 +237,15 @@ def validate(cfg: Config) -> None:
         (0.0 < cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
         (0.0 < cfg.data.holdout < 1.0, "data.holdout must lie in (0, 1)"),
         (t.steps >= 0, "train.steps must be >= 0"),
+        (
+            not d.from_run or t.task != "diffusion",
+            "diffusion.from_run is only for train.task = classifier or clean_classifier",
+        ),
         (t.batch >= 1, "train.batch must be >= 1"),
         (t.lr > 0.0, "train.lr must be positive"),
         (0.0 <= t.ema < 1.0, "train.ema must lie in [0, 1)"),
         (t.log_every >= 1 and t.ckpt_every >= 1, "train.log_every and ckpt_every must be >= 1"),
+        (t.sample_every >= 0, "train.sample_every must be >= 0 (0 = never)"),
         (cfg.model.hidden >= 1 and cfg.model.layers >= 1, "model.hidden and layers must be >= 1"),
         (cfg.eval.n >= 1 and cfg.eval.batch >= 1, "eval.n and eval.batch must be >= 1"),
     ]

@@ -32,12 +32,12 @@ def init_from_env(device: str) -> str:
     """Join the process group torchrun described in the environment; returns this rank's device."""
     if "RANK" not in os.environ or is_distributed():
         return device
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    torch.distributed.init_process_group(backend)
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
+        torch.cuda.set_device(local)  # before NCCL starts, so each rank talks from its own GPU
+        torch.distributed.init_process_group("nccl")
         return f"cuda:{local}"
+    torch.distributed.init_process_group("gloo")
     return device
 
 
@@ -56,7 +56,9 @@ def wrap(net: nn.Module) -> nn.Module:
     """DDP-wrap the network when distributed (gradients averaged over ranks)."""
     if not is_distributed():
         return net
-    return nn.parallel.DistributedDataParallel(net)
+    p = next(net.parameters())
+    ids = [p.device.index] if p.is_cuda else None
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
 
 def all_reduce_grads(params: list[torch.Tensor]) -> None:
@@ -67,6 +69,48 @@ def all_reduce_grads(params: list[torch.Tensor]) -> None:
         if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
             p.grad /= world_size()
+
+
+def _reduce_device() -> str:
+    """Where a collective's tensor must live: the current GPU for NCCL, the CPU for gloo."""
+    if torch.distributed.get_backend() == "nccl":
+        return f"cuda:{torch.cuda.current_device()}"
+    return "cpu"
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of a per-rank number over all ranks (the identity, bit for bit, for one process).
+    Shards are of equal size, so the mean of per-shard means is the global batch's mean."""
+    if not is_distributed():
+        return value
+    v = torch.tensor([value], dtype=torch.float64, device=_reduce_device())
+    torch.distributed.all_reduce(v)
+    return v.item() / world_size()
+
+
+def check_in_sync(tensors: list[torch.Tensor]) -> None:
+    """Raise if the tensors (parameters, EMA, schedule) are not identical on every rank: a
+    fingerprint per tensor (sum and sum of squares in float64) compared by all-gather. DDP keeps
+    replicas identical only as long as every rank applies the same averaged gradients."""
+    if not is_distributed() or not tensors:
+        return
+    dev = _reduce_device()
+    flat = [t.detach().to(device=dev, dtype=torch.float64) for t in tensors]
+    mine = torch.stack([torch.stack([f.sum(), (f * f).sum()]) for f in flat]).flatten()
+    gathered = [torch.empty_like(mine) for _ in range(world_size())]
+    torch.distributed.all_gather(gathered, mine)
+    bad = [r for r, g in enumerate(gathered) if not torch.equal(g, gathered[0])]
+    if bad:
+        raise RuntimeError(f"replicas diverged: ranks {bad} hold different parameters from rank 0")
+
+
+def barrier() -> None:
+    """Wait for every rank (call on the success path only: a rank that failed never arrives)."""
+    if is_distributed():
+        if torch.distributed.get_backend() == "nccl":
+            torch.distributed.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            torch.distributed.barrier()
 
 
 def shutdown() -> None:

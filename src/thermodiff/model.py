@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,7 @@ from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
+from thermodiff.fast import FastPath
 from thermodiff.nets import build_net
 
 
@@ -25,6 +26,7 @@ class DiffusionModel:
     net: nn.Module
     kernel_name: str
     p_bar: float = 0.5
+    fast: FastPath = field(default_factory=FastPath)  # GPU precision/layout/compile/graphs (fast.py)
 
     def kernel(self):
         """The forward kernel at the schedule's current betas (differentiable when learned)."""
@@ -34,16 +36,21 @@ class DiffusionModel:
             return BinomialKernel(self.schedule.betas(), self.p_bar)
         return GaussianKernel(self.schedule.betas())
 
-    def model_fn(self, kernel, net: nn.Module | None = None) -> ModelFn:
-        """(x_t float64, t) -> params of p(x_{t-1}|x_t); the network runs in its own dtype."""
+    def model_fn(self, kernel, net: nn.Module | None = None, graphed: bool = False) -> ModelFn:
+        """(x_t float64, t) -> params of p(x_{t-1}|x_t); the network runs in its own dtype (under
+        bf16 autocast on a GPU when train.precision = bf16) and the params come back in x_t's dtype.
+        graphed: a fixed-kernel sampling/evaluation fn, compiled and replayed as a CUDA graph per
+        batch shape when the fast path says so (no effect on a CPU)."""
         net = self.net if net is None else net
         dtype = next(net.parameters()).dtype
+        if graphed:
+            net = self.fast.compiled(net)
 
         def fn(x_t: Tensor, t: Tensor):
-            raw = net(x_t.to(dtype), t)
+            raw = self.fast.forward(net, x_t.to(dtype), t)
             return self.reverse.p_params(kernel, raw, x_t, t)
 
-        return fn
+        return self.fast.graphed_fn(fn) if graphed else fn
 
 
 def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> DiffusionModel:
@@ -55,7 +62,7 @@ def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> Diff
     reverse = make_reverse(parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
     net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
-    return DiffusionModel(schedule, reverse, net, d.kernel, p_bar)
+    return DiffusionModel(schedule, reverse, net, d.kernel, p_bar, FastPath.from_config(cfg.train))
 
 
 def dims(shape: tuple[int, ...]) -> int:

@@ -87,3 +87,19 @@ def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Pat
     img.save(buf, format="PNG")
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
+
+
+def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_rows: int = 8) -> Path:
+    """P Figs. 3-5: titled columns side by side (e.g. clean, corrupted, result), one row per example;
+    each column is (N, C, H, W) in [0, 1]."""
+    n = min(max_rows, max(c.shape[0] for _, c in columns))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n), squeeze=False)
+    for j, (title, images) in enumerate(columns):
+        for i in range(n):
+            ax = axes[i, j]
+            ax.set_axis_off()
+            if i < images.shape[0]:
+                img = images[i].detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
+                ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_title(title, fontsize=8)
+    return _save(fig, path)

@@ -57,6 +57,6 @@ def load_run(
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({msg})") from None
-    model.net.to(device).eval()
+    model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
     return cfg, model, spec, scaling, int(meta["step"])

@@ -60,3 +60,32 @@ def sample(
         x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
     states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
     return deque(states, maxlen=1)[0][1]
+
+
+def to_data_units(x: Tensor, spec, scaling) -> Tensor:
+    """Model space -> the data's own units: 8-bit images as grey level / 255 in [0, 1] (clamped),
+    continuous data unscaled (scaling.invert), binary data unchanged. float64."""
+    x = x.to(torch.float64)
+    if spec.kind == "image8":
+        return (scaling.invert(x) / 255.0).clamp(0.0, 1.0)
+    if spec.kind == "continuous":
+        return scaling.invert(x)
+    return x
+
+
+@torch.no_grad()
+def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="cpu", net=None):
+    """n samples of an image model as one PNG grid in [0, 1]; `net` (e.g. the EMA copy) runs in eval
+    mode with its own seeded generator, so a training run's random stream is left untouched."""
+    from thermodiff.plots import image_grid
+
+    net = model.net if net is None else net
+    was_training = net.training
+    net.eval()
+    try:
+        gen = torch.Generator(device).manual_seed(seed)
+        kernel = model.kernel()
+        x = sample(kernel, model.model_fn(kernel, net), spec.shape, n, gen, device)
+    finally:
+        net.train(was_training)
+    return image_grid(to_data_units(x.cpu(), spec, scaling).float(), path)

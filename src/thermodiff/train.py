@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from thermodiff import distributed as dist
+from thermodiff import fast
 from thermodiff.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
@@ -42,6 +43,9 @@ def learning_rate(cfg: Config, step: int) -> float:
 
 @torch.no_grad()
 def ema_update(ema: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    if ema and all(e.is_cuda and e.dtype == p.dtype for e, p in zip(ema, params, strict=True)):
+        torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)  # GPU: a few kernels
+        return
     for e, p in zip(ema, params, strict=True):
         e.lerp_(p.detach().to(e.dtype), 1 - decay)
 
@@ -60,6 +64,10 @@ def train(
 ) -> Path:
     """Train (or resume) the run in run_dir; returns run_dir. Writes config.json, metrics.jsonl,
     checkpoints/."""
+    if cfg.train.task != "diffusion":  # a noisy or clean classifier (classifier.py)
+        from thermodiff.classifier import train_classifier
+
+        return train_classifier(cfg, run_dir, device, resume, on_log, progress)
     run_dir = Path(run_dir)
     if resume:
         cfg = _check_resume_config(run_dir, cfg)
@@ -67,12 +75,12 @@ def train(
         raise ConfigError(f"{run_dir} already holds a run: pass --resume or choose another --out")
     ds = load_dataset(cfg.data)
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds))
-    model.net.to(device)
+    model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
     ema_net = copy.deepcopy(model.net).requires_grad_(False)
     ema_sched = [p.detach().clone() for p in model.schedule.parameters()]
     params = trainable(model)
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = fast.adamw(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)  # fused on a GPU
     gen = torch.Generator(device).manual_seed(cfg.train.seed)
     start = 0
     if resume:
@@ -82,7 +90,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
     _truncate_metrics(run_dir / "metrics.jsonl", start)
-    net = dist.wrap(model.net)
+    net = model.fast.compiled(dist.wrap(model.net))  # torch.compile only on a GPU with train.compile
     train_x = ds.train.to(device=device, dtype=torch.float32)
     d = dims(ds.spec.shape)
     batch = cfg.train.batch
@@ -114,14 +122,15 @@ def train(
             nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
         opt.step()
         ema_update(list(ema_net.parameters()) + ema_sched, params, cfg.train.ema)
-        window.append(terms.K.detach().mean().item())
+        window.append(terms.K.detach().mean())  # .item() only when logging: no per-step GPU sync
         if bar is not None:
             bar.update(1)
         if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
+            k_mean = dist.mean_over_ranks(sum(v.item() for v in window) / len(window))
             record = {
                 "step": step + 1,
-                "K_bits": to_bits(sum(window) / len(window)),
-                "K_bits_per_dim": to_bits(sum(window) / len(window)) / d,
+                "K_bits": to_bits(k_mean),
+                "K_bits_per_dim": to_bits(k_mean) / d,
                 "lr": lr,
                 "seconds": round(time.time() - t0, 3),
             }
@@ -135,9 +144,17 @@ def train(
                     on_log(record)
         if (step + 1) % cfg.train.ckpt_every == 0 or step + 1 == cfg.train.steps:
             _save(run_dir, step + 1, cfg, ds, model, ema_net, ema_sched, opt, gen)
+        every = cfg.train.sample_every
+        if every and (step + 1) % every == 0 and ds.spec.kind == "image8" and dist.is_main():
+            from thermodiff.sample import sample_grid  # EMA net, fixed seed: progress at a glance
+
+            png = run_dir / "samples" / f"step_{step + 1:07d}.png"
+            sample_grid(model, ds.spec, ds.scaling, png, net=ema_net, device=device)
     if bar is not None:
         bar.close()
-    if cfg.train.steps == 0 or start == cfg.train.steps and not (run_dir / "checkpoints").exists():
+    # train.steps = 0: save the initial model. Decided from the arguments, not from the file system
+    # (every rank must agree: rank 0 may be writing LATEST while another rank looks for it).
+    if start >= cfg.train.steps and not resume:
         _save(run_dir, start, cfg, ds, model, ema_net, ema_sched, opt, gen)
     return run_dir
 
@@ -151,6 +168,7 @@ def _progress(start: int, total: int, enabled: bool):
 
 
 def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) -> None:
+    dist.check_in_sync(trainable(model) + list(ema_net.parameters()) + ema_sched)
     if not dist.is_main():
         return
     tensors = model_tensors(model.net, model.schedule)
@@ -160,6 +178,7 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
     state = {
         "optimizer": opt.state_dict(),
         "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),  # dropout draws from the global stream
         "ema_schedule": [p.detach().cpu() for p in ema_sched],
         "schedule_logits": [p.detach().cpu() for p in model.schedule.parameters()],
     }
@@ -177,8 +196,10 @@ def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
         for p, saved in zip(ema_sched, state["ema_schedule"], strict=True):
             p.copy_(saved)
     opt.param_groups[0]["params"] = trainable(model)
-    opt.load_state_dict(state["optimizer"])
+    fast.load_optimizer_state(opt, state["optimizer"])  # keeps this device's fused/foreach choice
     gen.set_state(state["generator"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
     return int(meta["step"])
 
 

@@ -58,6 +58,8 @@ class Dataset:
     spec: DataSpec
     scaling: Scaling
     true_log_prob: Callable[[Tensor], Tensor] | None = None  # model space -> nats per example
+    labels_train: Tensor | None = None  # int64 (N,) class labels where the data set has them (MNIST)
+    labels_test: Tensor | None = None
 
 
 def dequantize(x: Tensor, scale: float, generator: torch.Generator | None = None) -> Tensor:

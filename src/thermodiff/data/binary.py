@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,8 @@ def _mnist_split(arrays, key: str, n: int, path: Path, seed: int | None = None) 
 
 def binarized_mnist(cfg: DataConfig) -> Dataset:
     """Binarized MNIST (fixed binarization): the 50k train split and the 10k test split, capped by
-    n_train / n_test (test rows in a fixed shuffled order); shape (1, 28, 28), float64 0/1. Read from data.path or data_root()."""
+    n_train / n_test (test rows in a fixed order shuffled by data.seed + 1, since the file stores
+    them sorted by class); shape (1, 28, 28), float64 0/1. Read from data.path or data_root()."""
     path = Path(cfg.path) if cfg.path else data_root() / MNIST_FILE
     if path.is_dir():
         path = path / MNIST_FILE.name
@@ -106,7 +108,7 @@ def binarized_mnist(cfg: DataConfig) -> Dataset:
             train = _mnist_split(arrays, "train", cfg.n_train, path)
             # the test split is ordered by class (README): shuffle (seed + 1) so that a cap is fair
             test = _mnist_split(arrays, "test", cfg.n_test, path, seed=cfg.seed + 1)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{path}: not a readable .npz file ({msg})") from None
     spec = DataSpec((1, 28, 28), "binary", "bits/image")

@@ -149,8 +149,11 @@ def mnist_arrays(path: str | Path) -> tuple[Tensor, Tensor | None, Tensor, Tenso
 
 def mnist(cfg: DataConfig) -> Dataset:
     """MNIST as 8-bit images (P 3.2): the first n_train training and n_test test images."""
-    x_train, _, x_test, _ = mnist_arrays(Path(cfg.path) if cfg.path else data_root())
-    return image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
+    x_train, y_train, x_test, y_test = mnist_arrays(Path(cfg.path) if cfg.path else data_root())
+    ds = image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
+    ds.labels_train = None if y_train is None else y_train[: cfg.n_train]
+    ds.labels_test = None if y_test is None else y_test[: cfg.n_test]
+    return ds
 
 
 # --- image folders (a directory or a .zip of PNG / JPEG / GIF files) ---

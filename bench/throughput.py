@@ -1,0 +1,349 @@
+"""Throughput against diffusers (issue: speed and scale): Ho et al.'s 35.7M-parameter CIFAR-10 U-Net
+built by thermodiff (nets/unet.py) and by diffusers (UNet2DModel + DDPMScheduler), same batch, same
+precision (bf16 autocast on a GPU). Reports training images/s at batch 128 and 512 (diffusers: the
+eps-MSE step; thermodiff: its real step on the stochastic bound K, and the same eps-MSE step for a
+network-to-network comparison), sampling ms per reverse step at batch 128, the ratios, thermodiff's
+achieved TFLOP/s (forward FLOPs by torch.utils.flop_counter, x3 for training) and the fast path's
+outputs against the plain fp32 path. JSON to bench/results/, the table printed last.
+
+    python bench/throughput.py                      # on a GPU: the measurement (H200 targets)
+    python bench/throughput.py --device cpu --quick # smoke test of the code path (numbers mean nothing)
+
+diffusers is needed by this script only (`pip install diffusers`); thermodiff does not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from thermodiff.checkpoint import atomic_write_text
+from thermodiff.config import Config, with_overrides
+from thermodiff.diffusion.bound import bound_stochastic, draw_t, uniform_t_probs
+from thermodiff.fast import adamw
+from thermodiff.model import build_model
+from thermodiff.sample import p_sample_loop_progressive
+from thermodiff.train import ema_update, trainable
+
+SHAPE = (3, 32, 32)
+T = 1000
+DDPM = [f"diffusion.T={T}", "diffusion.schedule=linear", "diffusion.beta_1=1e-4", "diffusion.beta_max=0.02"]
+DDPM += ["diffusion.parameterization=eps", "diffusion.variance=small", "model.net=unet", "model.base=128"]
+DDPM += ["model.mults=1,2,2,2", "model.num_res_blocks=2", "model.attn_resolutions=16", "model.dropout=0.1"]
+TARGETS = {"train_128": 2.0, "train_512": 1.5, "sample_128": 4.0}  # thermodiff / diffusers, issue
+BF16_RTOL = 3e-2  # relative RMS error allowed between the bf16 fast path and the fp32 plain path
+
+
+def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
+    sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
+    for _ in range(warmup):
+        fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / iters
+
+
+def thermodiff_model(device: str, fast: bool, compile_: bool):
+    extra = ["train.precision=bf16", "train.channels_last=true", f"train.compile={compile_}"] if fast else []
+    model = build_model(with_overrides(Config(), [*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
+    model.net.conv_out.reset_parameters()  # zero-initialised in thermodiff: make outputs comparable
+    model.net.to(device)
+    model.schedule.to(device)
+    model.fast.prepare(model.net)
+    return model
+
+
+def diffusers_model(device: str):
+    try:
+        import diffusers
+        from diffusers import DDPMScheduler, UNet2DModel
+    except ImportError:
+        raise SystemExit(
+            "bench/throughput.py compares against diffusers: `pip install diffusers` (for this "
+            "benchmark only; thermodiff does not depend on it)"
+        ) from None
+    unet = UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(128, 256, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=None,  # one head, as DDPM
+        norm_eps=1e-6,
+        norm_num_groups=32,
+        downsample_padding=0,
+        flip_sin_to_cos=False,
+        freq_shift=1,
+        dropout=0.1,
+    ).to(device)
+    sched = DDPMScheduler(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")
+    return unet, sched, diffusers.__version__
+
+
+def diffusers_train_step(unet, sched, opt, data, batch, gen, autocast):
+    """The diffusers training example's step: add_noise, eps-MSE, clip 1.0, AdamW (eager)."""
+    dev = data.device
+
+    def step():
+        x0 = data[torch.randint(data.shape[0], (batch,), generator=gen, device=dev)]
+        noise = torch.randn(x0.shape, generator=gen, device=dev)
+        t = torch.randint(0, T, (batch,), generator=gen, device=dev)
+        with autocast():
+            pred = unet(sched.add_noise(x0, noise, t), t).sample
+        loss = F.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def thermodiff_eps_step(model, net, opt, data, batch, gen):
+    """The same eps-MSE step through thermodiff's network and fast path (apples to apples)."""
+    dev = data.device
+    alpha_bar = torch.exp(model.kernel().log_alpha_bar).float()
+    params = trainable(model)
+
+    def step():
+        x0 = data[torch.randint(data.shape[0], (batch,), generator=gen, device=dev)]
+        noise = torch.randn(x0.shape, generator=gen, device=dev)
+        t = torch.randint(1, T + 1, (batch,), generator=gen, device=dev)
+        ab = alpha_bar[t][:, None, None, None]
+        pred = model.fast.forward(net, ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t)
+        loss = F.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    return step
+
+
+def thermodiff_bound_step(model, net, opt, ema, data, batch, gen):
+    """thermodiff's real training step, as train.py's loop body: -K per dimension (float64 bound,
+    network under the fast path), clip, fused AdamW, EMA."""
+    dev, d = data.device, data[0].numel()
+    params = trainable(model)
+
+    def step():
+        x0 = data[torch.randint(data.shape[0], (batch,), generator=gen, device=dev)].to(torch.float64)
+        kernel = model.kernel()
+        t = draw_t(batch, uniform_t_probs(kernel.T, dev), gen)
+        noise = kernel.noise_like(x0, gen)
+        terms, _ = bound_stochastic(kernel, model.model_fn(kernel, net), x0, t=t, noise=noise)
+        loss = -terms.K.mean() / d
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_update(ema, params, 0.999)
+
+    return step
+
+
+def diffusers_sample_ms(unet, sched, batch, steps, warmup, device, autocast) -> float:
+    """ms per reverse step: unet + scheduler.step (DDPM ancestral), bf16 autocast, eager."""
+    unet.eval()
+    sched.set_timesteps(T)
+    gen = torch.Generator(device).manual_seed(0)
+    ts = iter(list(sched.timesteps))
+    x = [torch.randn(batch, *SHAPE, generator=gen, device=device)]
+
+    @torch.no_grad()
+    def step():
+        t = next(ts)
+        with autocast():
+            eps = unet(x[0], t).sample
+        x[0] = sched.step(eps.float(), t, x[0], generator=gen).prev_sample
+
+    return 1e3 * seconds_per_call(step, steps, warmup, device)
+
+
+def thermodiff_sample_ms(model, batch, steps, warmup, device) -> float:
+    """ms per reverse step of thermodiff's sampler (p_sample_loop_progressive) with the fast path's
+    graphed network call (CUDA graph, compiled if train.compile)."""
+    model.net.eval()
+    kernel = model.kernel()
+    fn = model.model_fn(kernel, graphed=True)
+    gen = torch.Generator(device).manual_seed(0)
+    x_T = kernel.prior_sample((batch, *SHAPE), generator=gen, device=device)
+    chain = p_sample_loop_progressive(kernel, fn, x_T, gen)
+    next(chain)  # x_T itself
+    return 1e3 * seconds_per_call(lambda: next(chain), steps, warmup, device)
+
+
+def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+@torch.no_grad()
+def fast_vs_plain(fast_model, device: str, batch: int) -> dict:
+    """The fast path (bf16, channels-last, compiled, CUDA graph) against the plain fp32 eager path on
+    the same weights: raw network output, sampler params (graphed model_fn) and the bound K."""
+    plain = thermodiff_model(device, fast=False, compile_=False)
+    plain.net.load_state_dict(fast_model.net.state_dict())
+    plain.net.eval()
+    fast_model.net.eval()
+    gen = torch.Generator(device).manual_seed(1)
+    x0 = torch.rand(batch, *SHAPE, generator=gen, device=device, dtype=torch.float64) * 2 - 1
+    t = torch.randint(2, T + 1, (batch,), generator=gen, device=device)
+    kernel = plain.kernel()
+    x_t = kernel.q_sample(x0, t, kernel.noise_like(x0, gen))
+    net = fast_model.fast.compiled(fast_model.net)
+    raw = rel_rms(fast_model.fast.forward(net, x_t.float(), t), plain.net(x_t.float(), t))
+    mean_f = fast_model.model_fn(kernel, graphed=True)(x_t, t)[0]
+    mean_p = plain.model_fn(kernel)(x_t, t)[0]
+    noise = kernel.noise_like(x0, gen)
+    k_f = bound_stochastic(kernel, fast_model.model_fn(kernel, net), x0, t=t, noise=noise)[0].K
+    k_p = bound_stochastic(kernel, plain.model_fn(kernel), x0, t=t, noise=noise)[0].K
+    out = {"raw_output_rel_rms": raw, "sampler_mean_rel_rms": rel_rms(mean_f, mean_p)}
+    out["bound_K_rel_rms"] = rel_rms(k_f, k_p)
+    out["tolerance"] = BF16_RTOL
+    out["ok"] = all(v <= BF16_RTOL for k, v in out.items() if k.endswith("rms"))
+    return out
+
+
+def forward_flops(net: nn.Module, device: str) -> int:
+    """FLOPs of one forward on one image (conv, matmul, attention); linear in the batch."""
+    net = copy.deepcopy(net).eval()
+    x, t = torch.zeros(1, *SHAPE, device=device), torch.ones(1, dtype=torch.long, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x, t)
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batches", default="128,512", help="training batch sizes")
+    p.add_argument("--sample-batch", type=int, default=128)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (compilation, autotuning)")
+    p.add_argument("--no-compile", action="store_true", help="thermodiff without torch.compile")
+    p.add_argument("--quick", action="store_true", help="smoke test: batch 2, 2 iterations")
+    p.add_argument("--out", help="JSON path (default bench/results/throughput[_quick].json)")
+    a = p.parse_args()
+    if a.quick:
+        a.batches, a.sample_batch, a.iters, a.warmup = "2", 2, 2, 1
+    device, cuda = a.device, a.device.startswith("cuda")
+    torch.manual_seed(0)
+    compile_ = cuda and not a.no_compile
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+
+    unet, sched, dver = diffusers_model(device)
+    model = thermodiff_model(device, fast=True, compile_=compile_)
+    ema = [e.detach().clone() for e in trainable(model)]
+    flops = forward_flops(model.net, device)
+    res = {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "torch": torch.__version__,
+        "diffusers": dver,
+        "precision": "bf16 autocast" if cuda else "fp32 (the fast path is CUDA only)",
+        "thermodiff_fast_path": {"channels_last": cuda, "compile": compile_, "cuda_graphs": cuda},
+        "params": {
+            k: sum(p.numel() for p in m.parameters())
+            for k, m in (("thermodiff", model.net), ("diffusers", unet))
+        },
+        "forward_gflop_per_image": flops / 1e9,
+        "quick": a.quick,
+        "train": {},
+        "sample": {},
+    }
+    pool = torch.rand(4 * max(int(b) for b in a.batches.split(",")), *SHAPE, device=device) * 2 - 1
+    d_opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)  # diffusers' example: plain AdamW
+    t_opt = adamw(trainable(model), lr=1e-4, weight_decay=0.0)  # fused on a GPU
+    net = model.fast.compiled(model.net)
+    for b in (int(s) for s in a.batches.split(",")):
+        unet.train()
+        model.net.train()
+        g = torch.Generator(device).manual_seed(0)
+        steps = {
+            "diffusers": diffusers_train_step(unet, sched, d_opt, pool, b, g, autocast),
+            "thermodiff_eps": thermodiff_eps_step(model, net, t_opt, pool, b, g),
+            "thermodiff_bound": thermodiff_bound_step(model, net, t_opt, ema, pool, b, g),
+        }
+        row = {f"{k}_img_s": b / seconds_per_call(f, a.iters, a.warmup, device) for k, f in steps.items()}
+        for k in ("eps", "bound"):
+            row[f"ratio_{k}"] = row[f"thermodiff_{k}_img_s"] / row["diffusers_img_s"]
+            row[f"thermodiff_{k}_tflops"] = 3 * flops * row[f"thermodiff_{k}_img_s"] / 1e12
+        res["train"][str(b)] = row
+    sb, n_steps = a.sample_batch, a.iters * 5
+    d_ms = diffusers_sample_ms(unet, sched, sb, n_steps, a.warmup, device, autocast)
+    t_ms = thermodiff_sample_ms(model, sb, n_steps, a.warmup, device)
+    res["sample"][str(sb)] = {
+        "diffusers_ms_per_step": d_ms,
+        "thermodiff_ms_per_step": t_ms,
+        "ratio": d_ms / t_ms,
+        "thermodiff_tflops": flops * sb / (t_ms / 1e3) / 1e12,
+    }
+    res["fast_vs_plain"] = fast_vs_plain(model, device, sb)  # the sampling batch: no recompilation
+    res["targets"] = {k: _target(res, k, v) for k, v in TARGETS.items()}
+    out = Path(a.out or Path(__file__).parent / "results" / f"throughput{'_quick' * a.quick}.json")
+    atomic_write_text(out, json.dumps(res, indent=1))
+    print(table(res))
+    print(f"wrote {out}")
+
+
+def _target(res: dict, key: str, need: float) -> dict:
+    """thermodiff / diffusers against the issue's factor; met is None where that batch was not run."""
+    kind, b = key.split("_")
+    row, out = res[kind].get(b, {}), {"need": need}
+    for name in ["ratio"] if kind == "sample" else ["ratio_eps", "ratio_bound"]:
+        out[name] = r = row.get(name)
+        out[name.replace("ratio", "met")] = None if r is None else r >= need
+    return out
+
+
+def table(res: dict) -> str:
+    lines = [
+        f"{res['device']}, {res['precision']}, torch {res['torch']}, diffusers {res['diffusers']}",
+        f"params: thermodiff {res['params']['thermodiff']:,}  diffusers {res['params']['diffusers']:,};"
+        f"  forward {res['forward_gflop_per_image']:.2f} GFLOP/image",
+        f"{'training':<10}{'batch':>6}{'diffusers':>12}{'td eps':>10}{'td bound':>10}"
+        f"{'x eps':>8}{'x bound':>9}{'TFLOP/s eps':>13}{'bound':>8}   (images/s)",
+    ]
+    for b, r in res["train"].items():
+        lines.append(
+            f"{'':<10}{b:>6}{r['diffusers_img_s']:>12.1f}{r['thermodiff_eps_img_s']:>10.1f}"
+            f"{r['thermodiff_bound_img_s']:>10.1f}{r['ratio_eps']:>8.2f}{r['ratio_bound']:>9.2f}"
+            f"{r['thermodiff_eps_tflops']:>13.1f}{r['thermodiff_bound_tflops']:>8.1f}"
+        )
+    for b, r in res["sample"].items():
+        lines.append(
+            f"{'sampling':<10}{b:>6}{r['diffusers_ms_per_step']:>12.2f}{r['thermodiff_ms_per_step']:>10.2f}"
+            f"{'':>10}{r['ratio']:>8.2f}{'':>9}{r['thermodiff_tflops']:>13.1f}   (ms per reverse step)"
+        )
+    f = res["fast_vs_plain"]
+    lines.append(
+        f"fast vs plain (rel. RMS, tol {f['tolerance']}): raw {f['raw_output_rel_rms']:.2e}  sampler mean "
+        f"{f['sampler_mean_rel_rms']:.2e}  K {f['bound_K_rel_rms']:.2e}  -> {'ok' if f['ok'] else 'FAIL'}"
+    )
+    met = ", ".join(
+        f"{k} >= {v['need']}x: "
+        + (f"{v['met']}" if "met" in v else f"eps {v['met_eps']} bound {v['met_bound']}")
+        for k, v in res["targets"].items()
+    )
+    lines.append(
+        f"targets: {met}" + ("   [--quick: smoke test, numbers mean nothing]" if res["quick"] else "")
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Files in and out of model space for the conditioning commands (denoise, inpaint, interpolate; P 3.2).
+
+Units. A PNG pixel p in 0..255 is the data value p of an 8-bit image run ("image8"); a binary run
+("binary") reads p >= 128 as 1. A .npy file holds data units: 0..255 floats for 8-bit images, 0/1 for
+binary, the raw units for vector data. Model space = the run's Scaling applied to data units (unit
+variance), so a noise std of 1 in model space is the paper's SNR 1. Masks: 1 (PNG: white, >= 128) =
+known pixel, kept; 0 (black) = unknown pixel, inpainted.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from thermodiff.checkpoint import atomic_write_bytes
+from thermodiff.data import DataSpec, Scaling
+from thermodiff.errors import DataError, ThermodiffError
+
+SUFFIXES = (".png", ".npy")
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def check_out(path: Path | str) -> Path:
+    """An output path must end in .png or .npy; checked before any work is done."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ThermodiffError(f"--out must end in .png or .npy, got {path.name}")
+    if path.is_dir():
+        raise ThermodiffError(f"--out {path} is a directory")
+    return path
+
+
+def is_image(spec: DataSpec) -> bool:
+    return len(spec.shape) == 3 and spec.kind in ("image8", "binary")
+
+
+def _read_png(path: Path, spec: DataSpec) -> Tensor:
+    """A PNG -> float64 (1, C, H, W) in data units; its size and channels must be the run's."""
+    from thermodiff.data.images import decode_image
+
+    if not is_image(spec):
+        raise ThermodiffError(
+            f"{path.name}: PNG input needs an image run; this run models shape {spec.shape}"
+        )
+    C, H, W = spec.shape
+    with open(path, "rb") as f:
+        a = decode_image(f, str(path), None, grayscale=C == 1)  # (h, w, c) uint8
+    if a.shape[:2] != (H, W):
+        raise ThermodiffError(
+            f"{path.name} is {_fmt(a.shape[:2])} pixels (H x W); the run's images are {H}x{W}"
+        )
+    x = torch.from_numpy(a.transpose(2, 0, 1).copy()).to(torch.float64)[None]
+    return (x >= 128).to(torch.float64) if spec.kind == "binary" else x
+
+
+def _read_npy(path: Path) -> Tensor:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path.name}: not a readable .npy file ({str(e).splitlines()[0]})") from None
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{path.name}: a {a.dtype} array, expected numbers")
+    return torch.from_numpy(a.astype(np.float64))
+
+
+def _batched(x: Tensor, spec: DataSpec, name: str) -> Tensor:
+    """x of shape S or (N, *S) -> (N, *S); anything else is a one-line error."""
+    S = tuple(spec.shape)
+    if tuple(x.shape) == S:
+        return x[None]
+    if x.dim() == len(S) + 1 and tuple(x.shape[1:]) == S and x.shape[0] >= 1:
+        return x
+    raise ThermodiffError(f"{name} has shape {_fmt(x.shape)}; the run models {_fmt(S)} or N x {_fmt(S)}")
+
+
+def read_data(path: Path | str, spec: DataSpec) -> Tensor:
+    """An input file (PNG or .npy) -> float64 (N, *shape) in data units."""
+    path = Path(path)
+    if not path.is_file():
+        raise ThermodiffError(f"input file not found: {path}")
+    if path.suffix.lower() == ".png":
+        return _read_png(path, spec)
+    if path.suffix.lower() != ".npy":
+        raise ThermodiffError(f"{path.name}: inputs must be .png or .npy files")
+    x = _batched(_read_npy(path), spec, path.name)
+    if not torch.isfinite(x).all():
+        raise DataError(f"{path.name} contains NaN or infinite values")
+    return x
+
+
+def read_mask(path: Path | str, spec: DataSpec, n: int) -> Tensor:
+    """A mask file -> bool (n or 1, *shape), True = known. PNG: one H x W mask for every channel
+    (white >= 128 = known); .npy: 0/1 of the data's shape, (N, *shape), or H x W for images."""
+    path = Path(path)
+    if not path.is_file():
+        raise ThermodiffError(f"mask file not found: {path}")
+    suffix, S = path.suffix.lower(), tuple(spec.shape)
+    if suffix == ".png":
+        if not is_image(spec):
+            raise ThermodiffError(f"{path.name}: a PNG mask needs an image run; this run models shape {S}")
+        try:
+            with Image.open(path) as im:
+                a = np.asarray(im.convert("L"))
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path.name}: not a readable image ({e})") from None
+        m = torch.from_numpy(a >= 128)
+    elif suffix == ".npy":
+        m = _read_npy(path)
+        if not bool(((m == 0) | (m == 1)).all()):
+            raise ThermodiffError(f"mask {path.name} must hold only 0 and 1 (1 = known)")
+        m = m == 1
+    else:
+        raise ThermodiffError(f"{path.name}: masks must be .png or .npy files")
+    if len(S) == 3 and tuple(m.shape) == S[1:]:
+        m = m[None].expand(S)
+    if len(S) == 3 and tuple(m.shape) != S and m.dim() == 2:
+        raise ThermodiffError(
+            f"mask {path.name} is {_fmt(m.shape)} pixels; the run's images are {_fmt(S[1:])}"
+        )
+    m = _batched(m, spec, f"mask {path.name}")
+    if m.shape[0] not in (1, n):
+        raise ThermodiffError(f"mask {path.name} holds {m.shape[0]} masks for {n} inputs")
+    return m
+
+
+def to_model(x: Tensor, spec: DataSpec, scaling: Scaling) -> Tensor:
+    """Data units -> model space (binary data are not scaled)."""
+    return x.to(torch.float64) if spec.kind == "binary" else scaling.apply(x.to(torch.float64))
+
+
+def to_data(y: Tensor, spec: DataSpec, scaling: Scaling) -> Tensor:
+    """Model space -> data units."""
+    return y.to(torch.float64) if spec.kind == "binary" else scaling.invert(y.to(torch.float64))
+
+
+def to_pixels(x: Tensor, spec: DataSpec) -> Tensor:
+    """Data units -> [0, 1] for figures: 8-bit images / 255, clamped."""
+    x = x.to(torch.float64)
+    return (x if spec.kind == "binary" else x / 255.0).clamp(0, 1)
+
+
+def write_data(path: Path, x: Tensor, spec: DataSpec) -> Path:
+    """(N, *shape) data units -> .npy (float64, as is) or PNG (one image, or a row of N), atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, x.detach().cpu().numpy())
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+    if not is_image(spec):
+        raise ThermodiffError(f"PNG output needs an image run; write {path.with_suffix('.npy').name}")
+    p = to_pixels(x.detach().cpu(), spec)  # (N, C, H, W)
+    row = torch.cat(list(p), dim=2)  # N images side by side, no border: one image reads back as input
+    a = (row * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(a[..., 0] if a.shape[2] == 1 else a).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+    return path

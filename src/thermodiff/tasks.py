@@ -1,0 +1,170 @@
+"""Multiplying a trained model by a second distribution r(x) (P 2.5, App. C; PAPER.md 4): denoising
+(P Fig. 5), inpainting (P Fig. 4), interpolation (DDPM 4.4) and classifier guidance (ADM Alg. 1).
+
+The first functions work in model space on tensors; the `*_file` ones are the CLI commands, file in
+(PNG or .npy, see imageio.py for units) -> file out, every input checked before any output is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from thermodiff.condition import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
+from thermodiff.data import Scaling
+from thermodiff.errors import ThermodiffError
+from thermodiff.imageio import (
+    check_out,
+    is_image,
+    read_data,
+    read_mask,
+    to_data,
+    to_model,
+    to_pixels,
+    write_data,
+)
+from thermodiff.interpolate import interpolate
+from thermodiff.model import DiffusionModel
+from thermodiff.sample import Multiplier, sample
+
+
+def denoise(
+    model: DiffusionModel, y: Tensor, noise_std: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C)."""
+    if model.kernel_name != "gaussian":
+        raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
+    kernel, shape = model.kernel(), tuple(y.shape[1:])
+    obs = GaussianObservation(y, noise_std, shape=shape)
+    return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, [obs], x_T=y)
+
+
+def inpaint(
+    model: DiffusionModel, values: Tensor, mask: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """p(x) delta(x_known - values): x_T = noise with known pixels set, a delta factor at every step
+    (P 2.5, bark inpainting); known coordinates come out bit-exact in model space. mask: True = known."""
+    kernel, shape, n = model.kernel(), tuple(values.shape[1:]), values.shape[0]
+    r = (BernoulliMask if model.kernel_name == "binomial" else Mask)(values, mask, shape=shape)
+    x_T = r.fill(kernel.prior_sample((n, *shape), generator=generator, device=values.device))
+    return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, [r], x_T=x_T)
+
+
+def guidance(
+    classifier_run: Path | str, label: int, scale: float, model: DiffusionModel, scaling: Scaling, device: str
+) -> list[Multiplier]:
+    """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
+    from thermodiff.classifier import load_classifier
+
+    if model.kernel_name != "gaussian":
+        raise ThermodiffError("classifier guidance needs a Gaussian kernel (this run is binomial)")
+    clf = load_classifier(Path(classifier_run), device)
+    clf.check_matches(model.kernel().betas.detach(), scaling)
+    return [ClassifierGuidance(clf.guide(int(label)), scale)]
+
+
+def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name: str):
+    """(out, model, spec, scaling, generator); out defaults to RUN/samples/NAME_seedS.png (.npy for
+    vector data) and is checked before the model runs."""
+    from thermodiff.run import load_run
+
+    if out is not None:
+        check_out(out)
+    _, model, spec, scaling, _ = load_run(Path(run), device)
+    if out is None:
+        out = Path(run) / "samples" / f"{name}_seed{seed}{'.png' if is_image(spec) else '.npy'}"
+    out = check_out(out)
+    if out.suffix.lower() == ".png" and not is_image(spec):
+        raise ThermodiffError(f"PNG output needs an image run; this run models shape {spec.shape}: use .npy")
+    return out, model, spec, scaling, torch.Generator(device).manual_seed(seed)
+
+
+def panel_path(out: Path) -> Path:
+    """Where a command's side-by-side figure goes: beside its output, `<stem>_panel.png`."""
+    return out.with_name(out.stem + "_panel.png")
+
+
+def _finish(out: Path, result: Tensor, spec, columns: list[tuple[str, Tensor]]) -> list[Path]:
+    """Write the output, then (image runs) the panel of P Figs. 3-5 beside it."""
+    from thermodiff.plots import condition_panel
+
+    paths = [write_data(out, result, spec)]
+    if is_image(spec):
+        cols = [(title, to_pixels(x.cpu(), spec)) for title, x in columns]
+        paths.append(condition_panel(cols, panel_path(out)))
+    return paths
+
+
+def denoise_file(
+    run: Path | str,
+    input: Path | str,
+    out: Path | str | None = None,
+    noise_std: float = 1.0,
+    add_noise: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[Path]:
+    """`thermodiff denoise`: noise_std in units of the data's std (model space; 1 = the paper's SNR 1).
+    add_noise: the input is clean; corrupt it with that noise first (a demo). Else it is y itself."""
+    if not noise_std > 0:
+        raise ThermodiffError(f"--noise-std must be > 0, got {noise_std}")
+    out, model, spec, scaling, gen = _setup(run, out, seed, device, "denoised")
+    x = read_data(input, spec)
+    clean = to_model(x, spec, scaling).to(device)
+    y = clean
+    if add_noise:
+        y = clean + noise_std * torch.randn(clean.shape, generator=gen, device=device, dtype=clean.dtype)
+    result = to_data(denoise(model, y, noise_std, gen).cpu(), spec, scaling)
+    noisy = to_data(y.cpu(), spec, scaling)
+    cols = ([("clean", x)] if add_noise else []) + [("noisy", noisy), ("denoised", result)]
+    return _finish(out, result, spec, cols)
+
+
+def inpaint_file(
+    run: Path | str,
+    input: Path | str,
+    mask: Path | str,
+    out: Path | str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[Path]:
+    """`thermodiff inpaint`: mask 1 / white = known pixel. Known pixels are written back as read, so
+    they are bit-exact in the output too (the sampler keeps them exactly; the data <-> model-space
+    round trip alone could move them by one ulp)."""
+    out, model, spec, scaling, gen = _setup(run, out, seed, device, "inpainted")
+    x = read_data(input, spec)
+    known = read_mask(mask, spec, x.shape[0])
+    result = inpaint(model, to_model(x, spec, scaling).to(device), known.to(device), gen)
+    result = torch.where(known, x, to_data(result.cpu(), spec, scaling))
+    hole = torch.where(known, x, torch.full_like(x, 0.5 if spec.kind == "binary" else 127.5))
+    return _finish(out, result, spec, [("input", x), ("known (hole grey)", hole), ("inpainted", result)])
+
+
+def interpolate_file(
+    run: Path | str,
+    a: Path | str,
+    b: Path | str,
+    out: Path | str | None = None,
+    t: int | None = None,
+    steps: int = 8,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[Path]:
+    """`thermodiff interpolate`: `steps` mixes lambda = 0..1 of a and b through step t (default T/2)."""
+    if steps < 2:
+        raise ThermodiffError(f"--steps must be at least 2, got {steps}")
+    out, model, spec, scaling, gen = _setup(run, out, seed, device, "interpolated")
+    xs = [read_data(p, spec) for p in (a, b)]
+    for name, x in zip(("--a", "--b"), xs, strict=True):
+        if x.shape[0] != 1:
+            raise ThermodiffError(f"{name} must hold one example, got {x.shape[0]}")
+    kernel = model.kernel()
+    t = kernel.T // 2 if t is None else int(t)
+    lambdas = torch.linspace(0, 1, steps, dtype=torch.float64)
+    za, zb = (to_model(x, spec, scaling).to(device) for x in xs)
+    mixed = interpolate(kernel, model.model_fn(kernel), za, zb, t, lambdas, gen)
+    result = to_data(mixed.cpu(), spec, scaling)
+    cols = [("a", xs[0])] + [(f"λ={v:.2f}", r[None]) for v, r in zip(lambdas.tolist(), result, strict=True)]
+    return _finish(out, result, spec, [*cols, ("b", xs[1])])

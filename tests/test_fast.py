@@ -1,0 +1,108 @@
+"""The GPU fast path (fast.py, DESIGN.md 5): on a CPU every switch is a no-op, so a run with all of
+them on is bit for bit the plain run; on a GPU (tests skipped without one) the graphed and bf16
+network calls agree with the plain fp32 eager call (bf16 tolerance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_cfg
+from safetensors.torch import load_file
+
+from thermodiff.checkpoint import latest_checkpoint
+from thermodiff.config import Config, with_overrides
+from thermodiff.errors import ConfigError
+from thermodiff.fast import FastPath, GraphedFn, adamw, load_optimizer_state
+from thermodiff.model import build_model
+from thermodiff.train import ema_update, train
+
+FAST = ("train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.cuda_graphs=true")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_config_fields_and_validation() -> None:
+    fp = FastPath.from_config(with_overrides(Config(), list(FAST)).train)
+    assert (fp.precision, fp.channels_last, fp.compile, fp.cuda_graphs) == ("bf16", True, True, True)
+    assert FastPath.from_config(Config().train).precision == "fp32"
+    with pytest.raises(ConfigError, match="train.precision"):
+        with_overrides(Config(), ["train.precision=fp16"])
+
+
+def test_cpu_run_with_every_switch_on_is_the_plain_run(tmp_path: Path) -> None:
+    """bf16, channels-last, compile and CUDA graphs requested on a CPU: the same weights, bit for bit,
+    as the plain run (the CPU path is unchanged), with a learned schedule."""
+    train(make_tiny_cfg("train.steps=10", "diffusion.schedule=learned"), tmp_path / "plain")
+    train(make_tiny_cfg("train.steps=10", "diffusion.schedule=learned", *FAST), tmp_path / "fast")
+    wa = load_file(latest_checkpoint(tmp_path / "plain") / "weights.safetensors")
+    wb = load_file(latest_checkpoint(tmp_path / "fast") / "weights.safetensors")
+    assert sorted(wa) == sorted(wb)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cpu_model_fn_graphed_is_eager() -> None:
+    model = build_model(make_tiny_cfg(*FAST), (2,))
+    kernel = model.kernel()
+    x, t = torch.randn(8, 2, dtype=torch.float64), torch.randint(2, 11, (8,))
+    a, b = model.model_fn(kernel)(x, t), model.model_fn(kernel, graphed=True)(x, t)
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+    assert (
+        FastPath().compiled(model.net) is model.net
+        and FastPath(compile=True).compiled(model.net) is model.net
+    )
+    g = GraphedFn(model.model_fn(kernel))  # CPU inputs: eager, nothing captured
+    assert all(torch.equal(u, v) for u, v in zip(g(x, t), a, strict=True)) and not g.graphs
+
+
+def test_adamw_and_state_across_devices() -> None:
+    """CPU: plain AdamW; a state saved by a fused optimiser loads with this one's kernel choice."""
+    p = [torch.nn.Parameter(torch.randn(3))]
+    opt = adamw(p, lr=1e-3, weight_decay=0.0)
+    assert not opt.param_groups[0]["fused"]
+    p[0].grad = torch.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    state["param_groups"][0]["fused"] = True  # as written on a GPU
+    fresh = adamw(p, lr=1e-3, weight_decay=0.0)
+    load_optimizer_state(fresh, state)
+    assert not fresh.param_groups[0]["fused"]
+    assert torch.equal(fresh.state[p[0]]["exp_avg"], opt.state[p[0]]["exp_avg"])
+    fresh.step()  # runs on the CPU
+
+
+def _unet_model(*extra: str):
+    over = ["model.net=unet", "model.base=32", "model.mults=1,2", "model.attn_resolutions=8"]
+    over += ["diffusion.parameterization=eps", "diffusion.variance=small", "model.dropout=0.0", *extra]
+    model = build_model(with_overrides(Config(), over), (3, 16, 16))
+    model.net.conv_out.reset_parameters()  # zero-initialised: give the comparison something to compare
+    return model
+
+
+@cuda
+def test_cuda_fast_path_matches_plain() -> None:
+    """bf16 + channels-last + CUDA graph vs fp32 eager on the same weights: sampler params within
+    bf16 tolerance; graph replays with new inputs give new outputs; the foreach EMA is the loop EMA."""
+    plain, fast = _unet_model(), _unet_model("train.precision=bf16", "train.channels_last=true")
+    fast.net.load_state_dict(plain.net.state_dict())
+    for m in (plain, fast):
+        m.net.cuda().eval()
+        m.schedule.to("cuda")
+        m.fast.prepare(m.net)
+    kernel = plain.kernel()
+    fn_p, fn_f = plain.model_fn(kernel), fast.model_fn(kernel, graphed=True)
+    assert isinstance(fn_f, GraphedFn)
+    with torch.no_grad():
+        for seed in range(3):
+            g = torch.Generator("cuda").manual_seed(seed)
+            x = torch.randn(4, 3, 16, 16, generator=g, device="cuda", dtype=torch.float64)
+            t = torch.randint(2, 41, (4,), generator=g, device="cuda")
+            (mp, _), (mf, _) = fn_p(x, t), fn_f(x, t)
+            assert ((mp - mf).norm() / mp.norm()).item() < 3e-2
+    assert len(fn_f.graphs) == 1 and next(iter(fn_f.graphs.values())) is not None
+    ema = [torch.randn(5, device="cuda") for _ in range(3)]
+    params, loop = [torch.randn(5, device="cuda") for _ in range(3)], [e.clone() for e in ema]
+    ema_update(ema, params, 0.9)
+    for e, p in zip(loop, params, strict=True):
+        e.lerp_(p, 0.1)
+    assert all(torch.allclose(a, b) for a, b in zip(ema, loop, strict=True))
