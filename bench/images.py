@@ -128,7 +128,8 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float, parz
         steps = max(100, int(seconds / per_step))
         ema = min(load_toml(config, overrides).train.ema, 1 - 10 / steps)  # average over >= 10% of the run
         overrides = [*overrides, f"train.ema={ema}"]
-    cfg = load_toml(config, [*overrides, f"train.steps={steps}", f"train.ckpt_every={steps}"])
+    last = [f"train.steps={steps}", f"train.ckpt_every={steps}", "train.sample_every=0"]  # timed: no grids
+    cfg = load_toml(config, [*overrides, *last])
     run_dir = out / name
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.time()

@@ -269,9 +269,9 @@ def _save(run_dir: Path, step: int, net, ema_net, betas: Tensor, meta: dict, opt
 def load_classifier(run_dir: Path, device: str = "cpu", ema: bool = True) -> Classifier:
     """A classifier run directory -> Classifier (EMA weights by default), on `device`, in eval mode."""
     tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
+    if meta.get("task") not in TASKS:
+        raise CheckpointError(f"{run_dir} is not a classifier run (its train.task is diffusion)")
     try:
-        if meta.get("task") not in TASKS:
-            raise ValueError("not a classifier run (train.task is diffusion)")
         cfg = from_dict(meta["config"])
         spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
         scaling = Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))

@@ -40,7 +40,8 @@ def cmd_train(args) -> int:
     finally:
         dist.shutdown()
     if main:
-        nxt = f"evaluate {out}" if cfg.train.task == "diffusion" else f"sample RUN --guide 0 --classifier {out}"
+        guide = f"sample RUN --guide 0 --classifier {out}"
+        nxt = f"evaluate {out}" if cfg.train.task == "diffusion" else guide
         print(f"trained: {out}  (next: thermodiff {nxt})")
     return 0
 
