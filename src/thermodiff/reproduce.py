@@ -25,6 +25,10 @@ _IMAGE_QUICK = (
 
 # experiment -> (config, overrides) per budget
 EXPERIMENTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "heartbeat": {
+        "quick": ("heartbeat", ("train.steps=20000",)),
+        "full": ("heartbeat", ()),
+    },
     "swiss_roll": {
         "quick": ("swiss_roll", ("train.steps=3000", "eval.n=2000")),
         "full": ("swiss_roll", ()),
