@@ -143,7 +143,7 @@ def thermodiff_bound_step(model, net, opt, ema, data, batch, gen):
     def step():
         x0 = data[torch.randint(data.shape[0], (batch,), generator=gen, device=dev)].to(torch.float64)
         kernel = model.kernel()
-        t = draw_t(batch, uniform_t_probs(kernel.T, dev), gen)
+        t = draw_t(batch, uniform_t_probs(kernel, dev), gen)
         noise = kernel.noise_like(x0, gen)
         terms, _ = bound_stochastic(kernel, model.model_fn(kernel, net), x0, t=t, noise=noise)
         loss = -terms.K.mean() / d

@@ -175,13 +175,15 @@ def test_prior_term_when_chain_does_not_reach_pi() -> None:
     assert max(want) < 0
 
 
-def test_bound_of_equilibrium_reversal_is_log_pi() -> None:
-    """p = reversal of q under pi makes p(x_0) = pi(x_0), so E[K] = log pi(x_0): K - L_null = 0.
+@pytest.mark.parametrize("learned_first_step", [False, True])
+def test_bound_of_equilibrium_reversal_is_log_pi(learned_first_step: bool) -> None:
+    """p = reversal of q under pi makes p(x_0) = pi(x_0), so E[K] = log pi(x_0): K - L_null = 0,
+    with the first step fixed (edge term) or given to the model (a t = 1 KL term).
 
     Tolerance: 3 standard errors, and 0.1 nats per 20-bit sequence for bound_exact."""
     T, p_bar, n, d = 50, 0.2, 8000, 20
     g = torch.Generator().manual_seed(3)
-    k = BinomialKernel(binomial_betas(T), p_bar)
+    k = BinomialKernel(binomial_betas(T), p_bar, learned_first_step)
     x0 = (torch.rand(n, d, generator=g, dtype=torch.float64) < 0.5).double()
     for bound in (bound_exact, bound_stochastic):
         terms, _ = bound(k, k.equilibrium_reversal, x0, g)
@@ -200,11 +202,12 @@ def heartbeats() -> torch.Tensor:
     return x
 
 
-def test_heartbeat_bound_does_not_exceed_true_log_likelihood() -> None:
+@pytest.mark.parametrize("learned_first_step", [False, True])
+def test_heartbeat_bound_does_not_exceed_true_log_likelihood(learned_first_step: bool) -> None:
     """Gibbs: mean_x0 K <= mean_x0 log p(x_0) <= log(1/5) for any reverse chain; 3 stderr."""
     T, p_bar, reps = 50, 0.2, 200
     g = torch.Generator().manual_seed(4)
-    k = BinomialKernel(binomial_betas(T), p_bar)
+    k = BinomialKernel(binomial_betas(T), p_bar, learned_first_step)
     x0 = heartbeats().repeat(reps, 1)
     log_pi = 4 * math.log(p_bar) + 16 * math.log(1 - p_bar)
     assert log_pi < math.log(1 / 5)  # about -10.0 nats vs -1.61
@@ -222,6 +225,47 @@ def test_heartbeat_bound_does_not_exceed_true_log_likelihood() -> None:
     terms, _ = bound_exact(k, k.equilibrium_reversal, x0, g)
     mean, se = mean_and_stderr(terms.K)
     assert mean == pytest.approx(log_pi, abs=3 * se)
+
+
+def test_learned_first_step_term_by_enumeration() -> None:
+    """t = 1 with a learned first step: q(x_0|x_1,x_0) is a point mass, so the KL is -log p(x_0|x_1)
+    for any logits; with p the fixed reversal, E_{x_1} of it is minus the paper's edge term."""
+    T, p_bar = 10, 0.2
+    fixed = BinomialKernel(binomial_betas(T), p_bar)
+    learned = BinomialKernel(binomial_betas(T), p_bar, learned_first_step=True)
+    assert (fixed.t_first, learned.t_first) == (2, 1)
+    beta_1 = binomial_betas(T).tolist()[1]
+    one = longs(1)
+    for x0 in (0.0, 1.0):
+        x0_t = torch.tensor([[x0]], dtype=torch.float64)
+        assert learned.edge_term(x0_t).item() == 0.0
+        expected = 0.0
+        for x1 in (0.0, 1.0):
+            x1_t = torch.tensor([[x1]], dtype=torch.float64)
+            for logit in (-3.0, 0.4, 7.0):
+                kl = learned.kl(
+                    learned.q_posterior(x0_t, x1_t, one), (torch.tensor([[logit]], dtype=torch.float64),)
+                )
+                assert kl.item() == pytest.approx(-math.log(bern(x0, 1 / (1 + math.exp(-logit)))), rel=1e-12)
+            p_rev = learned.equilibrium_reversal(x1_t, one)
+            kl = learned.kl(learned.q_posterior(x0_t, x1_t, one), p_rev).item()
+            expected -= bern(x1, step_p1(x0, beta_1, p_bar)) * kl
+        assert fixed.edge_term(x0_t).item() == pytest.approx(expected, abs=EXACT)
+
+
+def test_sampler_uses_the_network_for_a_learned_first_step() -> None:
+    """The last step x_0 ~ p(x_0|x_1) comes from model_fn when learned, the fixed reversal if not."""
+    from thermodiff.sample import sample
+
+    def fn(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:  # all ones; at t = 1 all zeros
+        return (torch.where(t[:, None] == 1, -math.inf, math.inf).expand_as(x).double(),)
+
+    g = torch.Generator().manual_seed(0)
+    learned = sample(BinomialKernel(binomial_betas(20), 0.2, True), fn, (30,), n=50, generator=g)
+    assert learned.sum().item() == 0.0
+    # fixed reversal of step 1 from x_1 = 1: P(x_0 = 1) = (1 - beta_1 (1 - p_bar)) = 0.96
+    fixed = sample(BinomialKernel(binomial_betas(20), 0.2), fn, (30,), n=50, generator=g)
+    assert 0.93 < fixed.mean().item() < 0.99
 
 
 def test_bernoulli_product_is_normalized_product() -> None:

@@ -237,7 +237,7 @@ def test_optimal_reverse_kernel_gives_the_exact_expected_K(schedule: str) -> Non
         assert want < -0.5
         x0 = s * torch.randn(40_000, 2, generator=g, dtype=F64)
         results = estimators(k, fn, x0, 29)
-        skew = torch.linspace(1.0, 3.0, T - 1, dtype=F64)
+        skew = torch.cat([torch.zeros(2, dtype=F64), torch.linspace(1.0, 3.0, T - 1, dtype=F64)])
         results["stochastic, skewed t"] = bound_stochastic(k, fn, x0, g, t_probs=skew / skew.sum())[0]
     for name, terms in results.items():
         m, se = mean_se(terms.K - _log_p(x0, s))

@@ -130,6 +130,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
         (["train", "swiss_roll", "--set", "train.steps=abc"], "train.steps"),
         (["train", "swiss_roll", "--set", "train.no_such_field=1"], "no_such_field"),
         (["train", "swiss_roll", "--set", "nosection"], "nosection"),
+        (["train", "swiss_roll", "--set", "diffusion.first_step=learned"], "first_step"),
         (["train", "bad.toml"], "bad.toml"),
         (
             ["train", "swiss_roll", "--set", "data.n_train=100", "--set", "train.steps=2.5", "--quiet"],

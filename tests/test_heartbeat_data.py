@@ -133,11 +133,12 @@ def test_binarized_mnist_rejects_bad_arrays(tmp_path: Path, train: np.ndarray) -
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_tiny_heartbeat_train_and_evaluate(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("first_step", ["fixed", "learned"])
+def test_tiny_heartbeat_train_and_evaluate(tmp_path: Path, capsys, first_step: str) -> None:
     """T = 20, a few steps: the CLI trains and evaluates; K stays below the truth (Gibbs)."""
     run = tmp_path / "hb"
     sets = ["diffusion.T=20", "train.steps=30", "train.batch=64", "train.warmup=5", "train.log_every=10"]
-    sets += ["data.n_train=500", "data.n_test=100"]
+    sets += ["data.n_train=500", "data.n_test=100", f"diffusion.first_step={first_step}"]
     args = ["train", "heartbeat", "--out", str(run), "--quiet", "--device", "cpu"]
     assert cli.main(args + [a for s in sets for a in ("--set", s)]) == 0
     capsys.readouterr()
@@ -150,3 +151,10 @@ def test_tiny_heartbeat_train_and_evaluate(tmp_path: Path, capsys) -> None:
     assert math.isfinite(r["K_bits"]) and r["stderr_bits"] > 0
     assert r["K_bits"] <= r["true_loglik_bits"] + 3 * r["stderr_bits"]
     assert len(r["kl_bits_by_t"]) == 21
+    assert r["nll_nats"] == pytest.approx(-r["K_bits"] * math.log(2))
+    assert r["nll_bits_per_dim"] == pytest.approx(-r["K_bits"] / 20)
+    # a learned first step moves the edge term into the t = 1 KL (bound.py)
+    learned = first_step == "learned"
+    assert (r["terms_bits"]["edge"] == 0.0) == learned
+    assert (r["kl_bits_by_t"][1] > 0) == learned and r["kl_bits_by_t"][0] == 0.0
+    assert ("kl_sum_t1_to_T" if learned else "kl_sum_t2_to_T") in r["terms_bits"]

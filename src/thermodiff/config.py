@@ -42,6 +42,9 @@ class DiffusionConfig:
     parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
     # eps: small | large | learned_range | full (vector data: a full covariance); paper: learned
     variance: str = "learned"
+    # the last reverse step p(x_0|x_1): "fixed" to the reversal of forward step 1 (P App. B.2), or
+    # "learned" by the network like every other step (binomial kernel only: binary x_0)
+    first_step: str = "fixed"
     # classifier tasks: take T and the betas (and the data scaling) from this diffusion run directory,
     # so that the classifier sees the same q(x_t | x_0) as the model it guides ("" = this section)
     from_run: str = ""
@@ -207,6 +210,7 @@ def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Confi
 
 _CHOICES = {
     ("diffusion", "kernel"): ("gaussian", "binomial"),
+    ("diffusion", "first_step"): ("fixed", "learned"),
     ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
     ("diffusion", "learned_init"): ("paper", "log_snr"),
     ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
@@ -227,6 +231,10 @@ def validate(cfg: Config) -> None:
         (d.T >= 2, "diffusion.T must be at least 2"),
         (0.0 < d.beta_1 < 1.0, "diffusion.beta_1 must lie in (0, 1)"),
         (0.0 < d.beta_max < 1.0, "diffusion.beta_max must lie in (0, 1)"),
+        (
+            d.first_step == "fixed" or d.kernel == "binomial",
+            "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
+        ),
         (cfg.data.sigma > 0.0, "data.sigma must be positive"),
         (
             cfg.data.n_train >= 1 and cfg.data.n_test >= 1,

@@ -26,6 +26,7 @@ class DiffusionModel:
     net: nn.Module
     kernel_name: str
     p_bar: float = 0.5
+    learned_first_step: bool = False  # binomial: p(x_0|x_1) from the network (diffusion.first_step)
     fast: FastPath = field(default_factory=FastPath)  # GPU precision/layout/compile/graphs (fast.py)
 
     def kernel(self):
@@ -33,7 +34,7 @@ class DiffusionModel:
         if self.kernel_name == "binomial":
             from thermodiff.diffusion.binomial import BinomialKernel
 
-            return BinomialKernel(self.schedule.betas(), self.p_bar)
+            return BinomialKernel(self.schedule.betas(), self.p_bar, self.learned_first_step)
         return GaussianKernel(self.schedule.betas())
 
     def model_fn(self, kernel, net: nn.Module | None = None, graphed: bool = False) -> ModelFn:
@@ -62,7 +63,10 @@ def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> Diff
     reverse = make_reverse(parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
     net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
-    return DiffusionModel(schedule, reverse, net, d.kernel, p_bar, FastPath.from_config(cfg.train))
+    learned_first = d.first_step == "learned"
+    return DiffusionModel(
+        schedule, reverse, net, d.kernel, p_bar, learned_first, FastPath.from_config(cfg.train)
+    )
 
 
 def dims(shape: tuple[int, ...]) -> int:

@@ -28,13 +28,14 @@ def p_sample_loop_progressive(
     t_start: int | None = None,
 ) -> Iterator[tuple[int, Tensor]]:
     """Yield (t, x_t) for t = t_start..0: x_{t-1} ~ p(x_{t-1}|x_t) tilted by every multiplier;
-    the last step x_0 ~ p(x_0|x_1) is the fixed reversal of the first forward step (P App. B.2)."""
+    below kernel.t_first (the paper's last step x_0 ~ p(x_0|x_1)) the reverse step is the fixed
+    reversal of the forward step (P App. B.2)."""
     x = x_T.to(torch.float64)
     t_start = kernel.T if t_start is None else t_start
     yield t_start, x
     for step in range(t_start, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
-        params = kernel.equilibrium_reversal(x, t) if step == 1 else model_fn(x, t)
+        params = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
         params = tuple(v.to(torch.float64) for v in params)
         if multipliers and len(params) == 2 and params[1].dim() == x.dim() + 1:
             raise ThermodiffError("conditioning needs a diagonal reverse covariance (not variance = full)")

@@ -108,7 +108,7 @@ def train(
         if ds.spec.kind == "image8" and cfg.train.dequantize:
             x0 = dequantize(x0, ds.scaling.scale, gen)
         kernel = model.kernel()
-        t = draw_t(batch, uniform_t_probs(kernel.T, device), gen)
+        t = draw_t(batch, uniform_t_probs(kernel, device), gen)
         noise = kernel.noise_like(x0, gen)
         terms, _ = bound_stochastic(
             kernel, model.model_fn(kernel, net), x0[shard], t=t[shard], noise=noise[shard]
@@ -145,7 +145,7 @@ def train(
         if (step + 1) % cfg.train.ckpt_every == 0 or step + 1 == cfg.train.steps:
             _save(run_dir, step + 1, cfg, ds, model, ema_net, ema_sched, opt, gen)
         every = cfg.train.sample_every
-        if every and (step + 1) % every == 0 and ds.spec.kind == "image8" and dist.is_main():
+        if every and (step + 1) % every == 0 and len(ds.spec.shape) == 3 and dist.is_main():
             from thermodiff.sample import sample_grid  # EMA net, fixed seed: progress at a glance
 
             png = run_dir / "samples" / f"step_{step + 1:07d}.png"

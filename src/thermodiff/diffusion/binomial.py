@@ -35,11 +35,15 @@ class BinomialKernel:
 
     name = "binomial"
 
-    def __init__(self, betas: Tensor, p_bar: float):
+    def __init__(self, betas: Tensor, p_bar: float, learned_first_step: bool = False):
         if not 0.0 < p_bar < 1.0:
             raise ValueError(f"p_bar must lie in (0, 1), got {p_bar}")
         self.betas = betas.to(torch.float64)  # (T + 1,), betas[0] = 0; betas[T] may be exactly 1
         self.p_bar = float(p_bar)
+        # Learned first step: p(x_0|x_1) comes from the network and enters K as the t = 1 KL term
+        # (q(x_0|x_1,x_0) is a point mass, so it is -log p(x_0|x_1)); the paper fixes it instead.
+        self.learned_first_step = learned_first_step
+        self.t_first = 1 if learned_first_step else 2
         # alpha_bar_t = prod_{s<=t} (1 - beta_s), in log space; exp(-inf) = 0 when beta_T = 1.
         log_alpha_bar = torch.cumsum(torch.log1p(-self.betas), 0)
         self.alpha_bar = torch.exp(log_alpha_bar)
@@ -50,7 +54,7 @@ class BinomialKernel:
         return self.betas.numel() - 1
 
     def to(self, device: torch.device | str) -> BinomialKernel:
-        return BinomialKernel(self.betas.to(device), self.p_bar)
+        return BinomialKernel(self.betas.to(device), self.p_bar, self.learned_first_step)
 
     def noise_like(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Uniform(0, 1) frozen noise; bit = 1 where noise < P(bit = 1) (PAPER.md 2)."""
@@ -129,7 +133,10 @@ class BinomialKernel:
         return -(kl - torch.xlogy(1 - m, 1 - pi))
 
     def edge_term(self, x0: Tensor) -> Tensor:
-        """E_{q(x_1|x_0)} log p(x_0 | x_1), p the fixed reversal of step 1 (P App. B.2)."""
+        """E_{q(x_1|x_0)} log p(x_0 | x_1), p the fixed reversal of step 1 (P App. B.2); zero when
+        the first step is learned (its term is then the t = 1 KL of bound.py)."""
+        if self.learned_first_step:
+            return torch.zeros_like(x0, dtype=torch.float64)
         one = self._full(x0, 1)
         q1 = self._marginal(x0, one)  # q(x_1 = 1 | x_0)
         total = torch.zeros_like(q1)

@@ -4,6 +4,10 @@
         - KL(q(x_T|x_0) || pi)                                         prior
         + E_{q(x_1|x_0)} log p(x_0|x_1)                                edge (first reverse step fixed)
 
+A kernel whose first reverse step is learned (kernel.t_first = 1; binary data, where
+q(x_0|x_1,x_0) is a point mass and its KL is -log p(x_0|x_1)) moves the edge into the kl sum,
+which then runs over t = 1..T, and its edge term is zero.
+
 prior + edge = H_q(X_T|X_0) - H_q(X_1|X_0) + cross, where `cross` = log pi(x_0) + E log pi(x_T)
 - E log pi(x_1) is exact per example and averages to the paper's -H_p(X_T) on data with unit
 variance. All per-example values are in nats, summed over dimensions; to_bits converts.
@@ -36,7 +40,7 @@ def to_bits(nats: Tensor | float) -> Tensor | float:
 class BoundTerms:
     """Per-example terms of K, shape (B,), nats."""
 
-    kl: Tensor  # sum over t = 2..T of the KL terms (>= 0); an unbiased estimate when stochastic
+    kl: Tensor  # sum over t = t_first..T of the KL terms (>= 0); an unbiased estimate when stochastic
     prior: Tensor  # -KL(q(x_T|x_0) || pi)
     edge: Tensor  # E log p(x_0 | x_1)
     entropy_T: Tensor  # H_q(X_T | X_0)
@@ -54,7 +58,7 @@ class BoundTerms:
 
 
 def kl_at(kernel, model_fn: ModelFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-    """KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) at x_t ~ q(x_t|x_0), per example, for t >= 2."""
+    """KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) at x_t ~ q(x_t|x_0), per example, t >= t_first."""
     x_t = kernel.q_sample(x0, t, noise)
     q = kernel.q_posterior(x0, x_t, t)
     p = model_fn(x_t, t)  # float64 in; the model_fn casts for its network
@@ -75,25 +79,26 @@ def _edge_terms(kernel, x0: Tensor, kl: Tensor) -> BoundTerms:
 def bound_exact(
     kernel, model_fn: ModelFn, x0: Tensor, generator: torch.Generator | None = None
 ) -> tuple[BoundTerms, Tensor]:
-    """K with every t = 2..T evaluated (one x_t draw per t and example). Returns the terms and the
-    per-step KL (T + 1, B) (rows 0 and 1 are zero)."""
+    """K with every t = t_first..T evaluated (one x_t draw per t and example). Returns the terms and
+    the per-step KL (T + 1, B) (rows below t_first are zero)."""
     x0 = x0.to(torch.float64)
     per_t = torch.zeros(kernel.T + 1, x0.shape[0], dtype=torch.float64, device=x0.device)
-    for step in range(2, kernel.T + 1):
+    for step in range(kernel.t_first, kernel.T + 1):
         t = torch.full((x0.shape[0],), step, dtype=torch.long, device=x0.device)
         per_t[step] = kl_at(kernel, model_fn, x0, t, kernel.noise_like(x0, generator))
     return _edge_terms(kernel, x0, per_t.sum(0)), per_t
 
 
-def uniform_t_probs(T: int, device=None) -> Tensor:
-    """P(t) = 1/(T - 1) over t = 2..T (index 0 is t = 2)."""
-    return torch.full((T - 1,), 1.0 / (T - 1), dtype=torch.float64, device=device)
+def uniform_t_probs(kernel, device=None) -> Tensor:
+    """P(t), indexed t = 0..T: uniform over the learned steps t_first..T, zero below."""
+    probs = torch.zeros(kernel.T + 1, dtype=torch.float64, device=device)
+    probs[kernel.t_first :] = 1.0 / (kernel.T + 1 - kernel.t_first)
+    return probs
 
 
 def draw_t(n: int, t_probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """n steps t in 2..T drawn from t_probs."""
-    idx = torch.multinomial(t_probs.float(), n, replacement=True, generator=generator)
-    return idx + 2
+    """n steps t drawn from t_probs (indexed t = 0..T)."""
+    return torch.multinomial(t_probs.float(), n, replacement=True, generator=generator)
 
 
 def bound_stochastic(
@@ -105,16 +110,17 @@ def bound_stochastic(
     t: Tensor | None = None,
     noise: Tensor | None = None,
 ) -> tuple[BoundTerms, Tensor]:
-    """Unbiased estimate of K with one t per example, t ~ t_probs over 2..T (uniform by default):
-    kl = KL_t / P(t). `t` and `noise` may be given (drawn elsewhere); returns the terms and t (B,)."""
+    """Unbiased estimate of K with one t per example, t ~ t_probs (indexed t = 0..T; uniform over
+    t_first..T by default): kl = KL_t / P(t). `t` and `noise` may be given (drawn elsewhere);
+    returns the terms and t (B,)."""
     x0 = x0.to(torch.float64)
     if t_probs is None:
-        t_probs = uniform_t_probs(kernel.T, x0.device)
+        t_probs = uniform_t_probs(kernel, x0.device)
     if t is None:
         t = draw_t(x0.shape[0], t_probs, generator)
     if noise is None:
         noise = kernel.noise_like(x0, generator)
-    kl = kl_at(kernel, model_fn, x0, t, noise.to(x0.dtype)) / t_probs[t - 2]
+    kl = kl_at(kernel, model_fn, x0, t, noise.to(x0.dtype)) / t_probs[t]
     return _edge_terms(kernel, x0, kl), t
 
 

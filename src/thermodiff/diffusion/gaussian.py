@@ -34,6 +34,7 @@ class GaussianKernel:
     """Forward chain, its closed-form marginals and posteriors, and the edge terms of K."""
 
     name = "gaussian"
+    t_first = 2  # the first reverse step is fixed (P App. B.2): learned steps are t = 2..T
 
     def __init__(self, betas: Tensor):
         self.betas = betas  # (T + 1,) float64, betas[0] = 0; may carry grad (learned schedule)
