@@ -76,6 +76,7 @@ def report(
     K, K_se = mean_and_stderr(to_bits(terms.K) / per)
     gap_to_null, gap_se = mean_and_stderr(to_bits(terms.K - terms.log_null) / per)
     L_null, _ = mean_and_stderr(to_bits(terms.log_null) / per)
+    t_first = model.kernel().t_first  # 1: the network models the last reverse step too
     out = {
         "K_bits": K,
         "stderr_bits": K_se,
@@ -92,8 +93,8 @@ def report(
         "split": split,
         "T": model.schedule.T,
         "kernel": model.kernel_name,
-        "first_step": "learned" if model.learned_first_step else "fixed (P App. B.2)",
-        "terms_bits": _terms_bits(terms, 1 if model.learned_first_step else 2, per),
+        "first_step": "learned" if t_first == 1 else "fixed (P App. B.2)",
+        "terms_bits": _terms_bits(terms, t_first, per),
     }
     if per_t is not None:
         out["kl_bits_by_t"] = [round(v, 6) for v in (to_bits(per_t) / per).tolist()]
