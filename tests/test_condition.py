@@ -15,6 +15,7 @@ from thermodiff.condition import (
     BernoulliMask,
     BernoulliObservation,
     ClassifierGuidance,
+    DataBox,
     GaussianObservation,
     LogDensityGradient,
     Mask,
@@ -161,6 +162,46 @@ def test_mask_gaussian_bit_exact() -> None:
     assert torch.isfinite(x).all()
     assert torch.equal(x[:, [0, 2]], values[:, [0, 2]].expand(64, 2))
     assert x[:, 1].std() > 0.05
+
+
+def _alpha_bar(t: int) -> float:
+    return math.prod(1 - b for b in BETAS[1 : t + 1])
+
+
+def test_mask_forward_schedule_follows_q_and_ends_exact() -> None:
+    # Known coordinates of x_{t-1} ~ q(x_{t-1} | x_0 = v) = N(sqrt(ab_{t-1}) v, 1 - ab_{t-1}), products
+    # of (1 - beta) written here; at t = 1 the delta, so the output is bit-exact.
+    values = torch.tensor([[0.7, 0.0, -1.3]], dtype=torch.float64)
+    mask = torch.tensor([1, 0, 1])
+    r = Mask(values, mask, kernel=KERNEL)
+    model = (torch.full((2, 3), 0.25, dtype=torch.float64), torch.full((2, 3), -3.0, dtype=torch.float64))
+    for step in (T, 17, 2):
+        mean, logvar = r(model, torch.zeros(2, 3, dtype=torch.float64), torch.full((2,), step))
+        ab = _alpha_bar(step - 1)
+        assert mean[:, 1].tolist() == [0.25, 0.25] and logvar[:, 1].tolist() == [-3.0, -3.0]
+        want = [math.sqrt(ab) * v for v in (0.7, -1.3)]
+        assert mean[0, [0, 2]].tolist() == pytest.approx(want, rel=1e-12)
+        assert logvar[0, [0, 2]].tolist() == pytest.approx([math.log(1 - ab)] * 2, rel=1e-10)
+    x = run([r], 64, seed=4, d=3)
+    assert torch.equal(x[:, [0, 2]], values[:, [0, 2]].expand(64, 2))
+    assert x[:, 1].std() > 0.05
+
+
+def test_data_box_clamps_the_predicted_x0() -> None:
+    # mean = c0 x0 + ct x_t with c0 = sqrt(ab_{t-1}) b_t / (1 - ab_t), ct = sqrt(1 - b_t)(1 - ab_{t-1}) /
+    # (1 - ab_t) (DDPM eq. 7, by hand); the box keeps x0 in [-1, 2] and leaves the variance alone.
+    x0 = torch.tensor([[-3.0, -0.5, 1.9, 5.0]], dtype=torch.float64)
+    x_t = torch.tensor([[0.3, -1.2, 2.2, 0.0]], dtype=torch.float64)
+    box = DataBox(KERNEL, torch.tensor(-1.0), torch.tensor(2.0))
+    for step in (T, 9, 2, 1):
+        ab, ab_prev, b = _alpha_bar(step), _alpha_bar(step - 1), BETAS[step]
+        c0, ct = math.sqrt(ab_prev) * b / (1 - ab), math.sqrt(1 - b) * (1 - ab_prev) / (1 - ab)
+        logvar = torch.full_like(x0, -2.0)
+        mean, lv = box((c0 * x0 + ct * x_t, logvar), x_t, torch.tensor([step]))
+        pairs = zip(x0[0].tolist(), x_t[0].tolist(), strict=True)
+        want = [c0 * min(max(v, -1.0), 2.0) + ct * xt for v, xt in pairs]
+        assert mean[0].tolist() == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert torch.equal(lv, logvar)
 
 
 def test_mask_bernoulli_bit_exact() -> None:

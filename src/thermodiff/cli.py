@@ -61,7 +61,12 @@ def format_report(r: dict) -> str:
             f"  truth log p  = {r['true_loglik_bits']:9.4f} {unit};  gap truth - K = "
             f"{r['gap_to_truth_bits']:.4f} ± {r['gap_stderr_bits']:.4f}"
         )
-    if "nll_bits_per_dim" in r:
+    if "nll_nats" in r:
+        lines.append(
+            f"  NLL bound    = {r['nll_nats']:9.4f} ± {r['nll_stderr_nats']:.4f} nats/example"
+            f" ({r['nll_bits_per_dim']:.4f} bits/dim)"
+        )
+    elif "nll_bits_per_dim" in r:
         lines.append(f"  NLL bound    = {r['nll_bits_per_dim']:9.4f} bits/dim (8-bit grid)")
     if "parzen_bits" in r:
         lines.append(
@@ -118,13 +123,15 @@ def cmd_sample(args) -> int:
         raise ThermodiffError(f"--out must end in .png or .npy, got {out.name}")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
-    mults = []
+    from thermodiff.tasks import data_box
+
+    mults = [] if args.no_clip else data_box(model, spec, scaling)
     if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
         from thermodiff.tasks import guidance
 
         if not args.classifier:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
-        mults = guidance(args.classifier, args.guide, args.scale, model, scaling, device)
+        mults += guidance(args.classifier, args.guide, args.scale, model, scaling, device)
     x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
     x = scaling.invert(x.cpu()) if spec.kind in ("continuous", "image8") else x.cpu()  # data units
     if out.suffix == ".npy":
@@ -165,10 +172,17 @@ def cmd_condition(args) -> int:
     device, common = _device(args.device), {"out": args.out, "seed": args.seed}
     if args.command == "denoise":
         paths = tasks.denoise_file(
-            args.run, args.input, noise_std=args.noise_std, add_noise=args.add_noise, device=device, **common
+            args.run,
+            args.input,
+            noise_std=args.noise_std,
+            add_noise=args.add_noise,
+            device=device,
+            clip=not args.no_clip,
+            **common,
         )
     elif args.command == "inpaint":
-        paths = tasks.inpaint_file(args.run, args.input, args.mask, device=device, **common)
+        kw = {"device": device, "clip": not args.no_clip, "schedule": args.schedule, **common}
+        paths = tasks.inpaint_file(args.run, args.input, args.mask, **kw)
     else:
         kw = {"t": args.t, "steps": args.steps, "device": device, **common}
         paths = tasks.interpolate_file(args.run, args.a, args.b, **kw)
@@ -188,6 +202,14 @@ def _add_condition_commands(sub) -> None:
     i.add_argument("run")
     i.add_argument("--input", required=True, help="PNG or .npy (data units)")
     i.add_argument("--mask", required=True, help="PNG (white = known) or .npy (1 = known)")
+    i.add_argument(
+        "--schedule",
+        choices=("forward", "constant"),
+        default="forward",
+        help="known pixels follow q(x_t | x_0) (forward) or stay clean at every step (constant, the paper's)",
+    )
+    for c in (d, i):
+        c.add_argument("--no-clip", action="store_true", help="do not keep predicted images in 0..255")
     n = sub.add_parser("interpolate", help="mix two inputs through the noisy state at step t (DDPM 4.4)")
     n.add_argument("run")
     n.add_argument("--a", required=True)
@@ -235,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--guide", type=int, metavar="CLASS", help="classifier guidance toward CLASS")
     s.add_argument("--scale", type=float, default=1.0, help="guidance gradient scale s (r = p(y|x_t)^s)")
+    s.add_argument("--no-clip", action="store_true", help="images: do not keep predicted x_0 in 0..255")
     s.add_argument("--classifier", metavar="RUN", help="a noisy classifier run, for --guide")
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)

@@ -6,7 +6,9 @@ binomial one; t is a (B,) long tensor. Multipliers compose left to right; a delt
 BernoulliMask) stays exact under any later multiplier, since its variance is 0 / its logit infinite.
 
 Schedules (PAPER.md 4): "constant" uses r(x_{t-1}) = r(x_0) at every step (the paper's experiments);
-"annealed" uses r(x^{(t)}) = r(x^{(0)})^{(T-t)/T}, the tilt that leaves p~(x_T) = pi. The step called
+"annealed" uses r(x^{(t)}) = r(x^{(0)})^{(T-t)/T}, the tilt that leaves p~(x_T) = pi. A Mask may also
+follow the forward chain ("forward"): known coordinates of x_{t-1} are drawn from q(x_{t-1} | x_0 =
+value), which is the delta itself at the last step (Song et al. 2021 replacement; RePaint). The step called
 with t produces x_{t-1}, whose marginal carries exponent w = (T - (t - 1)) / T: 1/T at the first step
 (t = T), exactly 1 at the last (t = 1, producing x_0). Neither schedule is the exact posterior in
 general (the tilt of every intermediate marginal compounds); both are exact per step.
@@ -20,6 +22,7 @@ import torch
 from torch import Tensor
 
 from thermodiff.diffusion.binomial import bernoulli_product
+from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.errors import ThermodiffError
 
 SCHEDULES = ("constant", "annealed")
@@ -139,25 +142,58 @@ class Mask:
     """r = delta(x_i - value_i) on known coordinates (mask == 1), constant elsewhere (P 2.5; inpainting).
 
     Known coordinates get mean = value and logvar = -inf: the sampler's mean + exp(0.5 logvar) noise is
-    then value + 0 * noise, bit-exact in float64 (the noise is finite)."""
+    then value + 0 * noise, bit-exact in float64 (the noise is finite). With a Gaussian `kernel`
+    ("forward" schedule) they get q(x_{t-1} | x_0 = value) instead, so the network sees noise levels it
+    was trained on; at the last step that is the delta, and the output is still bit-exact."""
 
-    def __init__(self, values: Tensor, mask: Tensor, shape: tuple[int, ...] | None = None):
+    def __init__(
+        self,
+        values: Tensor,
+        mask: Tensor,
+        shape: tuple[int, ...] | None = None,
+        kernel: GaussianKernel | None = None,
+    ):
         mask = _as_mask(mask)
         values = torch.as_tensor(values, dtype=torch.float64)
         _pair(values, mask)
         if not bool(torch.where(mask, values, 0.0).isfinite().all()):
             raise ThermodiffError("values at known coordinates must be finite")
         self.values, self.mask = _Data("values", values, shape), _Data("mask", mask, shape)
+        self.kernel = kernel
 
     def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         mean, logvar = params
         known, values = self.mask.like(mean), self.values.like(mean)
-        neg_inf = torch.full_like(logvar, float("-inf"))
-        return torch.where(known, values, mean), torch.where(known, neg_inf, logvar)
+        if self.kernel is None:
+            known_mean, known_logvar = values.expand_as(mean), torch.full_like(logvar, float("-inf"))
+        else:  # sqrt(alpha_bar_0) = 1 and log(1 - alpha_bar_0) = -inf exactly: the delta at t - 1 = 0
+            known_mean, known_logvar = self.kernel.to(mean.device).q_mean_logvar(
+                values.expand_as(mean), t - 1
+            )
+        return torch.where(known, known_mean, mean), torch.where(known, known_logvar, logvar)
 
     def fill(self, x: Tensor) -> Tensor:
         """x with known coordinates set to their values: the paper's inpainting start state x_T (P 2.5)."""
         return torch.where(self.mask.like(x), self.values.like(x).to(x.dtype), x)
+
+
+class DataBox:
+    """Keep the predicted x_0 in the data's range [lo, hi] (DDPM's clip_denoised): x_0 read off the
+    step's mean through q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, .), clamped, and the mean rebuilt.
+    A projection, not a product with r; put it first in the list so that deltas after it stay exact."""
+
+    def __init__(self, kernel: GaussianKernel, lo: Tensor, hi: Tensor):
+        self.kernel = kernel
+        self.lo, self.hi = (torch.as_tensor(v, dtype=torch.float64) for v in (lo, hi))
+
+    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = params
+        k = self.kernel.to(mean.device)
+        zero = torch.zeros_like(mean)
+        c0, _ = k.q_posterior(torch.ones_like(mean), zero, t)  # coefficient of x_0 (> 0)
+        ct_xt, _ = k.q_posterior(zero, x_t.to(mean.dtype), t)  # ct x_t (0 at t = 1)
+        x0 = ((mean - ct_xt) / c0).clamp(self.lo.to(mean.device), self.hi.to(mean.device))
+        return c0 * x0 + ct_xt, logvar
 
 
 class LogDensityGradient:

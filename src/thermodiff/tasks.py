@@ -7,12 +7,13 @@ The first functions work in model space on tensors; the `*_file` ones are the CL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from thermodiff.condition import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
+from thermodiff.condition import BernoulliMask, ClassifierGuidance, DataBox, GaussianObservation, Mask
 from thermodiff.data import Scaling
 from thermodiff.errors import ThermodiffError
 from thermodiff.imageio import (
@@ -30,26 +31,52 @@ from thermodiff.model import DiffusionModel
 from thermodiff.sample import Multiplier, sample
 
 
+def data_box(model: DiffusionModel, spec, scaling: Scaling) -> list[Multiplier]:
+    """[DataBox] keeping predicted 8-bit images in 0..255 (model space); [] for other data."""
+    if spec.kind != "image8" or model.kernel_name != "gaussian":
+        return []
+    lo, hi = (scaling.apply(torch.full((1, *spec.shape), v, dtype=torch.float64)) for v in (0.0, 255.0))
+    return [DataBox(model.kernel(), lo, hi)]
+
+
 def denoise(
-    model: DiffusionModel, y: Tensor, noise_std: float, generator: torch.Generator | None = None
+    model: DiffusionModel,
+    y: Tensor,
+    noise_std: float,
+    generator: torch.Generator | None = None,
+    first: Sequence[Multiplier] = (),
 ) -> Tensor:
-    """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C)."""
+    """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C).
+    `first`: multipliers applied before the product (e.g. data_box)."""
     if model.kernel_name != "gaussian":
         raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
     kernel, shape = model.kernel(), tuple(y.shape[1:])
-    obs = GaussianObservation(y, noise_std, shape=shape)
-    return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, [obs], x_T=y)
+    mults = [*first, GaussianObservation(y, noise_std, shape=shape)]
+    return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, mults, x_T=y)
 
 
 def inpaint(
-    model: DiffusionModel, values: Tensor, mask: Tensor, generator: torch.Generator | None = None
+    model: DiffusionModel,
+    values: Tensor,
+    mask: Tensor,
+    generator: torch.Generator | None = None,
+    first: Sequence[Multiplier] = (),
+    schedule: str = "forward",
 ) -> Tensor:
-    """p(x) delta(x_known - values): x_T = noise with known pixels set, a delta factor at every step
-    (P 2.5, bark inpainting); known coordinates come out bit-exact in model space. mask: True = known."""
+    """p(x) delta(x_known - values), mask True = known; known coordinates come out bit-exact in model
+    space. schedule "constant": the delta at every step from x_T = noise with known pixels set (P 2.5,
+    bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values)."""
+    if schedule not in ("constant", "forward"):
+        raise ThermodiffError(f"unknown inpainting schedule {schedule!r}; expected constant or forward")
     kernel, shape, n = model.kernel(), tuple(values.shape[1:]), values.shape[0]
-    r = (BernoulliMask if model.kernel_name == "binomial" else Mask)(values, mask, shape=shape)
-    x_T = r.fill(kernel.prior_sample((n, *shape), generator=generator, device=values.device))
-    return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, [r], x_T=x_T)
+    if model.kernel_name == "binomial":
+        r = BernoulliMask(values, mask, shape=shape)
+    else:
+        r = Mask(values, mask, shape=shape, kernel=kernel if schedule == "forward" else None)
+    x_T = kernel.prior_sample((n, *shape), generator=generator, device=values.device)
+    x_T = r.fill(x_T) if schedule == "constant" or model.kernel_name == "binomial" else x_T
+    mults = [*first, r]
+    return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, mults, x_T=x_T)
 
 
 def guidance(
@@ -105,9 +132,11 @@ def denoise_file(
     add_noise: bool = False,
     seed: int = 0,
     device: str = "cpu",
+    clip: bool = True,
 ) -> list[Path]:
     """`thermodiff denoise`: noise_std in units of the data's std (model space; 1 = the paper's SNR 1).
-    add_noise: the input is clean; corrupt it with that noise first (a demo). Else it is y itself."""
+    add_noise: the input is clean; corrupt it with that noise first (a demo). Else it is y itself.
+    clip: keep predicted images in 0..255 (data_box)."""
     if not noise_std > 0:
         raise ThermodiffError(f"--noise-std must be > 0, got {noise_std}")
     out, model, spec, scaling, gen = _setup(run, out, seed, device, "denoised")
@@ -116,7 +145,8 @@ def denoise_file(
     y = clean
     if add_noise:
         y = clean + noise_std * torch.randn(clean.shape, generator=gen, device=device, dtype=clean.dtype)
-    result = to_data(denoise(model, y, noise_std, gen).cpu(), spec, scaling)
+    first = data_box(model, spec, scaling) if clip else []
+    result = to_data(denoise(model, y, noise_std, gen, first).cpu(), spec, scaling)
     noisy = to_data(y.cpu(), spec, scaling)
     cols = ([("clean", x)] if add_noise else []) + [("noisy", noisy), ("denoised", result)]
     return _finish(out, result, spec, cols)
@@ -129,14 +159,17 @@ def inpaint_file(
     out: Path | str | None = None,
     seed: int = 0,
     device: str = "cpu",
+    clip: bool = True,
+    schedule: str = "forward",
 ) -> list[Path]:
     """`thermodiff inpaint`: mask 1 / white = known pixel. Known pixels are written back as read, so
     they are bit-exact in the output too (the sampler keeps them exactly; the data <-> model-space
-    round trip alone could move them by one ulp)."""
+    round trip alone could move them by one ulp). clip, schedule: as in data_box and inpaint."""
     out, model, spec, scaling, gen = _setup(run, out, seed, device, "inpainted")
     x = read_data(input, spec)
     known = read_mask(mask, spec, x.shape[0])
-    result = inpaint(model, to_model(x, spec, scaling).to(device), known.to(device), gen)
+    first = data_box(model, spec, scaling) if clip else []
+    result = inpaint(model, to_model(x, spec, scaling).to(device), known.to(device), gen, first, schedule)
     result = torch.where(known, x, to_data(result.cpu(), spec, scaling))
     hole = torch.where(known, x, torch.full_like(x, 0.5 if spec.kind == "binary" else 127.5))
     return _finish(out, result, spec, [("input", x), ("known (hole grey)", hole), ("inpainted", result)])
