@@ -116,6 +116,11 @@ def test_inpaint_keeps_known_pixels_bit_exact(runs, tmp_path: Path, capsys) -> N
     assert out.shape == x.shape and np.isfinite(out).all()
     assert np.array_equal(out[known], x[known])  # bit-exact
     assert not np.allclose(out[~known], x[~known])  # the hole was resampled
+    rc, err = cli("inpaint", str(runs["model"]), "--input", str(tmp_path / "x.npy"), "--mask",
+                  str(tmp_path / "m.npy"), "--out", str(tmp_path / "c.npy"), "--schedule", "constant",
+                  "--no-clip", capsys=capsys)  # fmt: skip
+    assert rc == 0, err
+    assert np.array_equal(np.load(tmp_path / "c.npy")[known], x[known])  # the paper's delta, also exact
     # PNG in, PNG mask (white = known), PNG out: the known pixels come back as the same bytes
     img = x[0, 0].round().astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "x.png")
@@ -151,6 +156,14 @@ def test_sample_guided(runs, tmp_path: Path, capsys) -> None:
         assert rc == 0, err
     plain, s0, s = (np.load(tmp_path / f"{n}.npy") for n in ("plain", "s0", "s"))
     assert np.array_equal(plain, s0)  # scale 0 adds exactly 0 * Sigma * grad
+    rc, err = cli(*base, "--no-clip", "--out", str(tmp_path / "raw.npy"), capsys=capsys)
+    assert rc == 0, err
+    raw = np.load(tmp_path / "raw.npy")
+
+    def outside(a: np.ndarray) -> float:  # how far samples stray outside 0..255 grey levels
+        return float(np.abs(np.clip(a, 0, 255) - a).mean())
+
+    assert outside(plain) < outside(raw)  # the DataBox keeps predicted x_0 in range
     # class 1 = bright right half: guidance moves the samples' brightness to the right
     assert (s[..., S // 2 :] - s[..., : S // 2]).mean() > (plain[..., S // 2 :] - plain[..., : S // 2]).mean()
 
