@@ -268,6 +268,40 @@ def test_sampler_uses_the_network_for_a_learned_first_step() -> None:
     assert 0.93 < fixed.mean().item() < 0.99
 
 
+def test_heartbeat_bayes_optimal_chain_with_learned_first_step_is_within_001_bits() -> None:
+    """The best per-bit reverse chain, P(x_{t-1,i} = 1 | x_t) by Bayes over the 5 sequences (written
+    here from the one-step kernel), with the first step learned: K within 0.01 bits of log2(1/5) at
+    T = 2000, so the bound itself leaves room for the issue's target. 250 sequences, 3 stderr."""
+    T, p_bar = 2000, 0.2
+    k = BinomialKernel(binomial_betas(T), p_bar, learned_first_step=True)
+    seqs = heartbeats()
+    betas = binomial_betas(T)
+    keep = torch.cumprod(1 - betas, 0)  # alpha_bar_t: P(bit keeps x_0 rather than being redrawn)
+
+    def oracle(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:
+        def marg(s: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:  # q(x_tt = 1 | x_0 = s)
+            a = keep[tt][:, None]
+            return a * s + (1 - a) * p_bar
+
+        b = betas[t][:, None]
+        logw, post = [], []
+        for s in seqs:
+            m = marg(s, t)
+            logw.append((torch.xlogy(x, m) + torch.xlogy(1 - x, 1 - m)).sum(1))
+            prev = marg(s, t - 1)  # q(x_{t-1} = 1 | x_0)
+            up = torch.where(x > 0, 1 - b + b * p_bar, b * (1 - p_bar))  # q(x_t | x_{t-1} = 1)
+            down = torch.where(x > 0, b * p_bar, 1 - b * p_bar)  # q(x_t | x_{t-1} = 0)
+            post.append(up * prev / (up * prev + down * (1 - prev)))
+        w = torch.softmax(torch.stack(logw), 0)[..., None]
+        m = (w * torch.stack(post)).sum(0)
+        return (torch.log(m) - torch.log1p(-m),)
+
+    terms, _ = bound_exact(k, oracle, seqs.repeat(50, 1), torch.Generator().manual_seed(0))
+    mean, se = mean_and_stderr(terms.K / math.log(2))
+    truth = math.log2(1 / 5)
+    assert truth - 0.01 - 3 * se < mean <= truth + 3 * se, (mean, se)
+
+
 def test_bernoulli_product_is_normalized_product() -> None:
     cs = [1e-6, 0.1, 0.5, 0.77, 0.999]
     ds = [1e-6, 0.2, 0.5, 0.9, 1 - 1e-9]
