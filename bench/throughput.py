@@ -28,11 +28,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from thermodiff.checkpoint import atomic_write_text
 from thermodiff.config import Config, with_overrides
-from thermodiff.diffusion.bound import bound_stochastic, draw_t, uniform_t_probs
+from thermodiff.diffusion.bound import bound_stochastic
 from thermodiff.fast import adamw
 from thermodiff.model import build_model
 from thermodiff.sample import p_sample_loop_progressive
-from thermodiff.train import ema_update, trainable
+from thermodiff.train import ema_update, negative_bound, trainable
 
 SHAPE = (3, 32, 32)
 T = 1000
@@ -135,18 +135,14 @@ def thermodiff_eps_step(model, net, opt, data, batch, gen):
 
 
 def thermodiff_bound_step(model, net, opt, ema, data, batch, gen):
-    """thermodiff's real training step, as train.py's loop body: -K per dimension (float64 bound,
-    network under the fast path), clip, fused AdamW, EMA."""
-    dev, d = data.device, data[0].numel()
+    """thermodiff's real training step, train.negative_bound as in train.py's loop: -K per dimension
+    (float64 bound, network under the fast path), clip, fused AdamW, EMA."""
+    dev = data.device
     params = trainable(model)
 
     def step():
         x0 = data[torch.randint(data.shape[0], (batch,), generator=gen, device=dev)].to(torch.float64)
-        kernel = model.kernel()
-        t = draw_t(batch, uniform_t_probs(kernel, dev), gen)
-        noise = kernel.noise_like(x0, gen)
-        terms, _ = bound_stochastic(kernel, model.model_fn(kernel, net), x0, t=t, noise=noise)
-        loss = -terms.K.mean() / d
+        loss, _ = negative_bound(model, net, x0, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from thermodiff import distributed as dist
 from thermodiff import fast
@@ -26,7 +26,7 @@ from thermodiff.checkpoint import (
 )
 from thermodiff.config import Config, from_dict
 from thermodiff.data import Dataset, dequantize, load_dataset
-from thermodiff.diffusion.bound import bound_stochastic, draw_t, to_bits, uniform_t_probs
+from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
 from thermodiff.errors import ConfigError
 from thermodiff.model import DiffusionModel, build_model, dims
 from thermodiff.run import model_tensors, p_bar_of, run_meta
@@ -39,6 +39,19 @@ def learning_rate(cfg: Config, step: int) -> float:
         return t.lr * (step + 1) / t.warmup
     progress = (step - t.warmup) / max(1, t.steps - t.warmup)
     return t.lr_final + 0.5 * (t.lr - t.lr_final) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def negative_bound(
+    model: DiffusionModel, net: nn.Module, x0: Tensor, gen: torch.Generator, shard: slice = slice(None)
+) -> tuple[Tensor, BoundTerms]:
+    """The training loss -K in nats per dimension (P eq. 14) on this rank's shard of the global batch
+    x0, t drawn uniformly over the learned steps and the noise drawn for the whole batch (DESIGN.md 5)."""
+    kernel = model.kernel()
+    t = draw_t(x0.shape[0], uniform_t_probs(kernel, x0.device), gen)
+    noise = kernel.noise_like(x0, gen)
+    fn = model.model_fn(kernel, net)
+    terms, _ = bound_stochastic(kernel, fn, x0[shard], t=t[shard], noise=noise[shard])
+    return -terms.K.mean() / x0[0].numel(), terms
 
 
 @torch.no_grad()
@@ -107,13 +120,7 @@ def train(
         x0 = train_x[idx].to(torch.float64)
         if ds.spec.kind == "image8" and cfg.train.dequantize:
             x0 = dequantize(x0, ds.scaling.scale, gen)
-        kernel = model.kernel()
-        t = draw_t(batch, uniform_t_probs(kernel, device), gen)
-        noise = kernel.noise_like(x0, gen)
-        terms, _ = bound_stochastic(
-            kernel, model.model_fn(kernel, net), x0[shard], t=t[shard], noise=noise[shard]
-        )
-        loss = -terms.K.mean() / d  # nats per dimension
+        loss, terms = negative_bound(model, net, x0, gen, shard)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if model.schedule.learnable:
