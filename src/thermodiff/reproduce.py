@@ -30,7 +30,7 @@ EXPERIMENTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "full": ("heartbeat", ()),
     },
     "swiss_roll": {
-        "quick": ("swiss_roll", ("train.steps=3000", "eval.n=2000")),
+        "quick": ("swiss_roll", ("train.steps=8000", "eval.n=2000")),
         "full": ("swiss_roll", ()),
     },
     # images (P 3.2): quick = a few CPU minutes at 16 x 16 (or a narrower net), evaluated over all t on
