@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from images import seconds_per_step  # bench/ is on sys.path when run as a script
+from images import budget_record, seconds_per_step  # bench/ is on sys.path when run as a script
 
 from thermodiff.checkpoint import atomic_write_text
 from thermodiff.config import load_toml
@@ -89,14 +89,7 @@ def main() -> None:
         "mode": "QUICK CPU SMOKE TEST: tiny budget, not a result" if quick else "GPU budget",
         "units": "NLL bound -K in nats per 784-pixel image; bits/dim = nats / ln 2 / 784",
         **row,
-        "budget": {
-            "steps": step,
-            "batch": cfg.train.batch,
-            "train_seconds": round(train_s, 1),
-            "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
-            "torch_threads": torch.get_num_threads(),
-            "precision": cfg.train.precision,
-        },
+        "budget": budget_record(cfg, step, train_s, device),
         "references_nats": REFERENCES_NATS,
         "target": TARGET,
         "samples": str(grid),

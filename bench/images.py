@@ -120,6 +120,18 @@ def seconds_per_step(config: str, overrides: list[str], device: str, out: Path) 
     return (logs[-1] - logs[0]) / 30
 
 
+def budget_record(cfg, step: int, train_s: float, device: str) -> dict:
+    """What a figure cost: steps, batch, training seconds, the device and precision."""
+    return {
+        "steps": step,
+        "batch": cfg.train.batch,
+        "train_seconds": round(train_s, 1),
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "precision": cfg.train.precision,
+    }
+
+
 def run_one(name: str, quick: bool, device: str, out: Path, seconds: float, parzen_samples: int) -> dict:
     config, overrides, budget = (QUICK if quick else GPU)[name]
     steps = budget
@@ -149,14 +161,7 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float, parz
             model.fast.precision = "bf16"
         row.update(parzen_report(model, ds, parzen_samples, device=device))
         row["parzen_seconds"] = round(time.time() - t0, 1)
-    row["budget"] = {
-        "steps": step,
-        "batch": cfg.train.batch,
-        "train_seconds": round(train_s, 1),
-        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "precision": cfg.train.precision,
-    }
+    row["budget"] = budget_record(cfg, step, train_s, device)
     row["config"] = cfg.to_dict()
     row["paper"] = PAPER[name]
     row["target"] = TARGETS[name]

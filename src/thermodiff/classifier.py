@@ -29,6 +29,7 @@ from thermodiff.errors import CheckpointError, ConfigError, DataError, Thermodif
 from thermodiff.nets import _ints
 from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
+from thermodiff.run import data_of
 
 TASKS = ("classifier", "clean_classifier")
 
@@ -273,8 +274,7 @@ def load_classifier(run_dir: Path, device: str = "cpu", ema: bool = True) -> Cla
         raise CheckpointError(f"{run_dir} is not a classifier run (its train.task is diffusion)")
     try:
         cfg = from_dict(meta["config"])
-        spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
-        scaling = Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+        spec, scaling = data_of(meta)
         net = build_classifier(cfg, spec.shape, int(meta["n_classes"]))
         prefix = "ema.net." if ema else "net."
         net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})

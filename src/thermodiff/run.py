@@ -39,6 +39,12 @@ def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
     }
 
 
+def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
+    """The data spec and scaling saved in a checkpoint's meta (run_meta); KeyError if missing."""
+    spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
+    return spec, Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+
+
 def load_run(
     run_dir: Path, device: str = "cpu", ema: bool = True
 ) -> tuple[Config, DiffusionModel, DataSpec, Scaling, int]:
@@ -46,8 +52,7 @@ def load_run(
     tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
     try:
         cfg = from_dict(meta["config"])
-        spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
-        scaling = Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+        spec, scaling = data_of(meta)
         model = build_model(cfg, spec.shape, float(meta["p_bar"]))
         prefix = "ema." if ema else ""
         model.net.load_state_dict(

@@ -43,7 +43,6 @@ class BinomialKernel:
         # Learned first step: p(x_0|x_1) comes from the network and enters K as the t = 1 KL term
         # (q(x_0|x_1,x_0) is a point mass, so it is -log p(x_0|x_1)); the paper fixes it instead.
         self.learned_first_step = learned_first_step
-        self.t_first = 1 if learned_first_step else 2
         # alpha_bar_t = prod_{s<=t} (1 - beta_s), in log space; exp(-inf) = 0 when beta_T = 1.
         log_alpha_bar = torch.cumsum(torch.log1p(-self.betas), 0)
         self.alpha_bar = torch.exp(log_alpha_bar)
@@ -52,6 +51,11 @@ class BinomialKernel:
     @property
     def T(self) -> int:
         return self.betas.numel() - 1
+
+    @property
+    def t_first(self) -> int:
+        """The first reverse step the model learns: 1 when p(x_0|x_1) is learned, else 2."""
+        return 1 if self.learned_first_step else 2
 
     def to(self, device: torch.device | str) -> BinomialKernel:
         return BinomialKernel(self.betas.to(device), self.p_bar, self.learned_first_step)

@@ -63,15 +63,19 @@ class GaussianKernel:
         mean = _at(self.sqrt_alpha_bar, t, x0) * x0
         return mean, torch.log(_at(self.one_minus_alpha_bar, t, x0)).expand_as(mean)
 
+    def posterior_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+        """(c0, ct): the mean of q(x_{t-1} | x_t, x_0) is c0 x_0 + ct x_t (DDPM eq. 7)."""
+        beta = _at(self.betas, t, like)
+        omab_t = _at(self.one_minus_alpha_bar, t, like)
+        omab_prev = _at(self.one_minus_alpha_bar, t - 1, like)
+        sqrt_ab_prev = _at(self.sqrt_alpha_bar, t - 1, like)
+        return sqrt_ab_prev * beta / omab_t, torch.sqrt(1 - beta) * omab_prev / omab_t
+
     def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Params:
         """q(x_{t-1} | x_t, x_0) for t >= 2 (PAPER.md 1.1; DDPM eq. 7)."""
-        beta = _at(self.betas, t, x0)
-        omab_t = _at(self.one_minus_alpha_bar, t, x0)
-        omab_prev = _at(self.one_minus_alpha_bar, t - 1, x0)
-        sqrt_ab_prev = _at(self.sqrt_alpha_bar, t - 1, x0)
-        mean = (sqrt_ab_prev * beta / omab_t) * x0 + (torch.sqrt(1 - beta) * omab_prev / omab_t) * x_t
-        logvar = torch.log(beta) + torch.log(omab_prev) - torch.log(omab_t)
-        return mean, logvar.expand_as(mean)
+        c0, ct = self.posterior_coefficients(t, x0)
+        mean = c0 * x0 + ct * x_t
+        return mean, self.posterior_logvar(t, x0).expand_as(mean)
 
     def posterior_logvar(self, t: Tensor, like: Tensor) -> Tensor:
         """log of the posterior variance beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)."""
