@@ -7,7 +7,8 @@ achieved TFLOP/s (forward FLOPs by torch.utils.flop_counter, x3 for training) an
 outputs against the plain fp32 path. JSON to bench/results/, the table printed last.
 
     python bench/throughput.py                      # on a GPU: the measurement (H200 targets)
-    python bench/throughput.py --device cpu --quick # smoke test of the code path (numbers mean nothing)
+    python bench/throughput.py --device cpu --quick # smoke test of the code path (numbers mean nothing):
+                                                    # the fast path on the CPU (train.fast_cpu), compiled
 
 diffusers is needed by this script only (`pip install diffusers`); thermodiff does not depend on it.
 """
@@ -15,7 +16,6 @@ diffusers is needed by this script only (`pip install diffusers`); thermodiff do
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import time
@@ -24,6 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from thermodiff.checkpoint import atomic_write_text
@@ -57,6 +60,7 @@ def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
 
 def thermodiff_model(device: str, fast: bool, compile_: bool):
     extra = ["train.precision=bf16", "train.channels_last=true", f"train.compile={compile_}"] if fast else []
+    extra += [f"train.fast_cpu={fast and device == 'cpu'}"]  # a CPU smoke test runs the same fast path
     model = build_model(with_overrides(Config(), [*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
     model.net.conv_out.reset_parameters()  # zero-initialised in thermodiff: make outputs comparable
     model.net.to(device)
@@ -215,13 +219,69 @@ def fast_vs_plain(fast_model, device: str, batch: int) -> dict:
     return out
 
 
-def forward_flops(net: nn.Module, device: str) -> int:
-    """FLOPs of one forward on one image (conv, matmul, attention); linear in the batch."""
-    net = copy.deepcopy(net).eval()
-    x, t = torch.zeros(1, *SHAPE, device=device), torch.ones(1, dtype=torch.long, device=device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(x, t)
-    return counter.get_total_flops()
+class BytesCounter(TorchDispatchMode):
+    """Bytes every aten op reads and writes (its tensor arguments and outputs; views move nothing):
+    the memory traffic of eager execution, an upper bound on what a fused (compiled) graph moves."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            for x in tree_leaves((args, kwargs, out)):
+                if isinstance(x, torch.Tensor):
+                    self.bytes += x.numel() * x.element_size()
+        return out
+
+
+def forward_cost(model, device: str, batch: int) -> tuple[int, int]:
+    """(FLOPs, bytes) of one forward per image at `batch`, through the fast path's precision and
+    layout, eager. Attention on the math backend so that its matmuls are counted on any device."""
+    net = copy.deepcopy(model.net).eval()
+    x = torch.zeros(batch, *SHAPE, device=device)
+    t = torch.ones(batch, dtype=torch.long, device=device)
+    flops, moved = FlopCounterMode(display=False), BytesCounter()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), flops, moved:
+        model.fast.forward(net, x, t)
+    return flops.get_total_flops() // batch, moved.bytes // batch
+
+
+def limits(model, device: str, batch: int, passes: int, img_s: float, ceil: dict) -> dict:
+    """What bounds a step of `batch` images costing `passes` forwards each (training ~3: the backward
+    pass costs about twice the forward in FLOPs and bytes): its roofline and how close img_s comes."""
+    flops, moved = forward_cost(model, device, batch)
+    out = {"forward_mb_per_image_eager": moved / 2**20, **roofline(passes * flops, passes * moved, ceil)}
+    out["roofline_img_s"] = 1 / out.pop("min_seconds")
+    out["fraction_of_roofline"] = img_s / out["roofline_img_s"]
+    return out
+
+
+def card_ceilings(device: str, quick: bool) -> dict:
+    """The card's measured ceilings, in this run: bf16 matmul TFLOP/s (square n x n x n) and memory
+    bandwidth GB/s (a copy: each byte read once and written once)."""
+    n, mib = (1024, 64) if quick else (8192, 4096)
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    mm = seconds_per_call(lambda: a @ b, 3 if quick else 50, 2, device)
+    src = torch.empty(mib * 2**20, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    cp = seconds_per_call(lambda: dst.copy_(src), 3 if quick else 50, 2, device)
+    return {"bf16_matmul_tflops": 2 * n**3 / mm / 1e12, "copy_gb_s": 2 * src.numel() / cp / 1e9}
+
+
+def roofline(flops: float, moved: float, ceil: dict) -> dict:
+    """Lower bounds on the time of work of `flops` and `moved` bytes on this card: compute-bound when
+    flops/bytes exceeds the card's ridge point (peak FLOP/s over bandwidth)."""
+    t_compute = flops / (ceil["bf16_matmul_tflops"] * 1e12)
+    t_memory = moved / (ceil["copy_gb_s"] * 1e9)
+    return {
+        "intensity_flop_per_byte": flops / moved,
+        "ridge_flop_per_byte": ceil["bf16_matmul_tflops"] * 1e3 / ceil["copy_gb_s"],
+        "bound": "compute" if t_compute >= t_memory else "memory",
+        "min_seconds": max(t_compute, t_memory),
+    }
 
 
 def main() -> None:
@@ -239,24 +299,29 @@ def main() -> None:
         a.batches, a.sample_batch, a.iters, a.warmup = "2", 2, 2, 1
     device, cuda = a.device, a.device.startswith("cuda")
     torch.manual_seed(0)
-    compile_ = cuda and not a.no_compile
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+    compile_ = not a.no_compile
+    kind = torch.device(device).type
+
+    def autocast():
+        return torch.autocast(kind, dtype=torch.bfloat16)
 
     unet, sched, dver = diffusers_model(device)
     model = thermodiff_model(device, fast=True, compile_=compile_)
     ema = [e.detach().clone() for e in trainable(model)]
-    flops = forward_flops(model.net, device)
+    ceil = card_ceilings(device, a.quick)
+    flops, _ = forward_cost(model, device, 1)
     res = {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
         "diffusers": dver,
-        "precision": "bf16 autocast" if cuda else "fp32 (the fast path is CUDA only)",
-        "thermodiff_fast_path": {"channels_last": cuda, "compile": compile_, "cuda_graphs": cuda},
+        "precision": f"bf16 autocast ({kind})",
+        "thermodiff_fast_path": {"channels_last": True, "compile": compile_, "cuda_graphs": cuda},
         "params": {
             k: sum(p.numel() for p in m.parameters())
             for k, m in (("thermodiff", model.net), ("diffusers", unet))
         },
         "forward_gflop_per_image": flops / 1e9,
+        "ceilings": ceil,
         "quick": a.quick,
         "train": {},
         "sample": {},
@@ -278,6 +343,7 @@ def main() -> None:
         for k in ("eps", "bound"):
             row[f"ratio_{k}"] = row[f"thermodiff_{k}_img_s"] / row["diffusers_img_s"]
             row[f"thermodiff_{k}_tflops"] = 3 * flops * row[f"thermodiff_{k}_img_s"] / 1e12
+        row["limits"] = limits(model, device, b, 3, row["thermodiff_bound_img_s"], ceil)  # fwd + 2x bwd
         res["train"][str(b)] = row
     sb, n_steps = a.sample_batch, a.iters * 5
     d_ms = diffusers_sample_ms(unet, sched, sb, n_steps, a.warmup, device, autocast)
@@ -287,6 +353,7 @@ def main() -> None:
         "thermodiff_ms_per_step": t_ms,
         "ratio": d_ms / t_ms,
         "thermodiff_tflops": flops * sb / (t_ms / 1e3) / 1e12,
+        "limits": limits(model, device, sb, 1, sb / (t_ms / 1e3), ceil),
     }
     res["fast_vs_plain"] = fast_vs_plain(model, device, sb)  # the sampling batch: no recompilation
     res["targets"] = {k: _target(res, k, v) for k, v in TARGETS.items()}
@@ -324,6 +391,20 @@ def table(res: dict) -> str:
         lines.append(
             f"{'sampling':<10}{b:>6}{r['diffusers_ms_per_step']:>12.2f}{r['thermodiff_ms_per_step']:>10.2f}"
             f"{'':>10}{r['ratio']:>8.2f}{'':>9}{r['thermodiff_tflops']:>13.1f}   (ms per reverse step)"
+        )
+    c = res["ceilings"]
+    lines.append(
+        f"card, measured: {c['bf16_matmul_tflops']:.0f} TFLOP/s bf16 matmul, {c['copy_gb_s']:.0f} GB/s copy;"
+        f" per image: forward FLOPs/bytes (eager bf16) -> roofline, thermodiff's share of it"
+    )
+    rows = [("training", b, r["limits"], r["thermodiff_bound_img_s"]) for b, r in res["train"].items()]
+    rows += [("sampling", b, r["limits"], None) for b, r in res["sample"].items()]
+    for name, b, lim, _ in rows:
+        lines.append(
+            f"{'limits':<10}{b:>6}  {name}: {lim['forward_mb_per_image_eager']:.1f} MB/image,"
+            f" {lim['intensity_flop_per_byte']:.0f} FLOP/byte (ridge {lim['ridge_flop_per_byte']:.0f}):"
+            f" {lim['bound']}-bound, roofline {lim['roofline_img_s']:.0f} images/s,"
+            f" reached {100 * lim['fraction_of_roofline']:.0f}%"
         )
     f = res["fast_vs_plain"]
     lines.append(

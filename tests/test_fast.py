@@ -1,9 +1,11 @@
 """The GPU fast path (fast.py, DESIGN.md 5): on a CPU every switch is a no-op, so a run with all of
-them on is bit for bit the plain run; on a GPU (tests skipped without one) the graphed and bf16
-network calls agree with the plain fp32 eager call (bf16 tolerance)."""
+them on is bit for bit the plain run; with train.fast_cpu the same code (bf16 autocast, channels-last,
+torch.compile) runs on the CPU and agrees with the plain fp32 eager call within bf16 tolerance; on a
+GPU (tests skipped without one) the graphed bf16 network call does too."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,11 @@ from thermodiff.train import ema_update, train
 
 FAST = ("train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.cuda_graphs=true")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_cxx = pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+    reason="torch.compile on a CPU needs a C++ compiler (none found)",
+)
+BF16_RTOL = 3e-2  # relative RMS error of a bf16 network against fp32 (8 bits of mantissa, a few layers)
 
 
 def test_config_fields_and_validation() -> None:
@@ -106,3 +113,52 @@ def test_cuda_fast_path_matches_plain() -> None:
     for e, p in zip(loop, params, strict=True):
         e.lerp_(p, 0.1)
     assert all(torch.allclose(a, b) for a, b in zip(ema, loop, strict=True))
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def test_fast_cpu_bf16_channels_last_matches_plain() -> None:
+    """train.fast_cpu: the U-Net really runs in bf16 (its output dtype) with NHWC weights, and its
+    output and the sampler's params agree with fp32 eager on the same weights within bf16 tolerance."""
+    plain = _unet_model()
+    fast = _unet_model("train.precision=bf16", "train.channels_last=true", "train.fast_cpu=true")
+    fast.net.load_state_dict(plain.net.state_dict())
+    fast.fast.prepare(fast.net)
+    assert fast.net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 16, 16, generator=g)
+    t = torch.randint(2, 41, (4,), generator=g)
+    with torch.no_grad():
+        raw_f, raw_p = fast.fast.forward(fast.net, x, t), plain.net(x, t)
+        assert raw_f.dtype == torch.bfloat16 and raw_p.dtype == torch.float32
+        assert 0 < _rel(raw_f, raw_p) < BF16_RTOL
+        kernel = plain.kernel()
+        (mf, vf), (mp, vp) = fast.model_fn(kernel)(x.double(), t), plain.model_fn(kernel)(x.double(), t)
+        assert mf.dtype == torch.float64 and _rel(mf, mp) < BF16_RTOL and torch.equal(vf, vp)
+
+
+@needs_cxx
+def test_fast_cpu_compiled_network_and_training(tmp_path: Path) -> None:
+    """torch.compile through the fast path on a CPU: the compiled U-Net (bf16, channels-last) equals
+    its eager self within bf16 tolerance and is compiled once; a compiled fp32 training run ends at the
+    weights of the eager run (float rounding apart)."""
+    fast = _unet_model(
+        "train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.fast_cpu=true"
+    )
+    fast.fast.prepare(fast.net)
+    compiled = fast.fast.compiled(fast.net)
+    assert compiled is not fast.net and fast.fast.compiled(fast.net) is compiled
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(4, 3, 16, 16, generator=g), torch.randint(2, 41, (4,), generator=g)
+    with torch.no_grad():
+        eager = fast.fast.forward(fast.net, x, t)
+        assert _rel(fast.fast.forward(compiled, x, t), eager) < BF16_RTOL
+    steps = ("train.steps=5", "train.ckpt_every=5", "train.compile=true")
+    train(make_tiny_cfg(*steps), tmp_path / "eager")
+    train(make_tiny_cfg(*steps, "train.fast_cpu=true"), tmp_path / "compiled")
+    wa = load_file(latest_checkpoint(tmp_path / "eager") / "weights.safetensors")
+    wb = load_file(latest_checkpoint(tmp_path / "compiled") / "weights.safetensors")
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)  # compiled kernels round differently...
+    assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6) for k in wa)  # ...but compute the same

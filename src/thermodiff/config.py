@@ -93,11 +93,12 @@ class TrainConfig:
     ckpt_every: int = 5_000
     sample_every: int = 0  # 8-bit images: a 16-sample grid (EMA net) to samples/step_N.png; 0 = never
     dequantize: bool = True  # 8-bit images: uniform noise of one grey level (paper units)
-    # GPU fast path (fast.py); each is a no-op on a CPU, whose path stays unchanged and deterministic
+    # GPU fast path (fast.py); a no-op on a CPU (unchanged, deterministic) unless fast_cpu
     precision: str = "fp32"  # fp32 | bf16: autocast of the network only; the bound stays float64
     channels_last: bool = False  # NHWC activations and conv weights
     compile: bool = False  # torch.compile of the network (training and graphed sampling)
     cuda_graphs: bool = True  # sampling: replay a CUDA graph of the network call per batch shape
+    fast_cpu: bool = False  # precision, channels_last and compile act on a CPU too (CPU bf16, inductor)
     # diffusion | classifier (p(y | x_t, t) on noisy x_t, for guidance) | clean_classifier (t = 0 only)
     task: str = "diffusion"
 

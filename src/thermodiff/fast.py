@@ -1,9 +1,10 @@
 """The GPU fast path (DESIGN.md 5): bf16 autocast of the network, channels-last memory, a fused
 optimiser, torch.compile, and CUDA graphs for fixed-shape network calls (the reverse loop).
 
-Everything here acts on CUDA tensors only: on a CPU every function returns its argument or calls the
-network exactly as before, so the CPU path is unchanged and stays deterministic. The bound itself is
-never autocast: the network runs in bf16 and its raw output goes back to float64 in the reverse map.
+Everything here acts on CUDA tensors only, unless train.fast_cpu asks for bf16, channels-last and
+torch.compile on a CPU too (CUDA graphs stay CUDA-only): by default a CPU call runs the network exactly
+as before, so the CPU path is unchanged and stays deterministic. The bound itself is never autocast: the
+network runs in bf16 and its raw output goes back to float64 in the reverse map.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from torch import Tensor, nn
 PRECISIONS = ("fp32", "bf16")
 
 
-def _on_cuda(module_or_tensor: nn.Module | Tensor) -> bool:
+def _device(module_or_tensor: nn.Module | Tensor) -> torch.device | None:
     if isinstance(module_or_tensor, Tensor):
-        return module_or_tensor.is_cuda
+        return module_or_tensor.device
     p = next(module_or_tensor.parameters(), None)
-    return p is not None and p.is_cuda
+    return None if p is None else p.device
 
 
 @dataclass
@@ -34,6 +35,7 @@ class FastPath:
     channels_last: bool = False  # 4-D inputs and conv weights in NHWC
     compile: bool = False  # torch.compile of the network
     cuda_graphs: bool = False  # graphed_fn: replay a captured call per input shape (no grad only)
+    cpu: bool = False  # apply precision, channels_last and compile on a CPU as well (train.fast_cpu)
     _compiled: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -43,18 +45,24 @@ class FastPath:
             channels_last=getattr(train_cfg, "channels_last", False),
             compile=getattr(train_cfg, "compile", False),
             cuda_graphs=getattr(train_cfg, "cuda_graphs", False),
+            cpu=getattr(train_cfg, "fast_cpu", False),
         )
 
+    def applies(self, module_or_tensor: nn.Module | Tensor) -> bool:
+        """Whether the switches act on this network or tensor: on CUDA, or on a CPU with fast_cpu."""
+        device = _device(module_or_tensor)
+        return device is not None and (device.type == "cuda" or (self.cpu and device.type == "cpu"))
+
     def autocast(self, x: Tensor):
-        """bf16 autocast for CUDA inputs when precision = bf16; otherwise a null context. The weight
-        cast cache is off so that the context may be used inside CUDA-graph capture."""
-        if x.is_cuda and self.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+        """bf16 autocast for inputs the fast path applies to when precision = bf16; otherwise a null
+        context. The weight cast cache is off so that the context may be used inside CUDA-graph capture."""
+        if self.precision == "bf16" and self.applies(x):
+            return torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     def forward(self, net: nn.Module, x: Tensor, t: Tensor) -> Tensor:
-        """net(x, t); on CUDA in the configured memory format and precision."""
-        if not x.is_cuda:
+        """net(x, t); on CUDA (or with fast_cpu) in the configured memory format and precision."""
+        if not self.applies(x):
             return net(x, t)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -62,16 +70,18 @@ class FastPath:
             return net(x, t)
 
     def prepare(self, net: nn.Module) -> nn.Module:
-        """Convert a CUDA network's weights to channels-last (in place); a CPU network is returned as is."""
-        if self.channels_last and _on_cuda(net):
+        """Convert a CUDA network's weights to channels-last (in place); a CPU network is returned as is
+        unless fast_cpu."""
+        if self.channels_last and self.applies(net):
             net.to(memory_format=torch.channels_last)
-        if _on_cuda(net) and (self.precision == "bf16" or self.compile or self.channels_last):
+        on_cuda = (_device(net) or torch.device("cpu")).type == "cuda"
+        if on_cuda and (self.precision == "bf16" or self.compile or self.channels_last):
             torch.backends.cudnn.benchmark = True
         return net
 
     def compiled(self, net: nn.Module) -> nn.Module:
-        """torch.compile(net) when compile is on and net is on CUDA (cached per module)."""
-        if not (self.compile and _on_cuda(net)):
+        """torch.compile(net) when compile is on and the fast path applies to net (cached per module)."""
+        if not (self.compile and self.applies(net)):
             return net
         key = id(net)
         if key not in self._compiled:
