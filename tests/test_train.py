@@ -82,6 +82,33 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, schedule: str) -> None:
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
 
+DROPOUT_UNET = (
+    "data.image_size=8 data.n_train=64 data.n_test=16 model.net=unet model.base=8 model.mults=1 "
+    "model.num_res_blocks=1 model.attn_resolutions= model.dropout=0.5 diffusion.T=10 "
+    "diffusion.parameterization=eps diffusion.variance=small train.batch=8 train.warmup=5 "
+    "train.log_every=10 train.ckpt_every=10 train.sample_every=0"
+).split()
+
+
+def test_resume_with_dropout_equals_uninterrupted(tmp_path: Path) -> None:
+    """A U-Net with dropout 0.5 on dead leaves, killed after logging step 20 and resumed from step 10,
+    equals the uninterrupted run: the masks come from the global stream reseeded per step, so nothing
+    about them needs saving (on a GPU, whose stream a saved CPU state would miss, too)."""
+    from thermodiff.config import load_toml
+
+    cfg = load_toml("dead_leaves", [*DROPOUT_UNET, "train.steps=30"])
+    train(cfg, tmp_path / "a")
+
+    def stop_at_20(record: dict) -> None:
+        if record["step"] == 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, tmp_path / "b", on_log=stop_at_20)
+    train(cfg, tmp_path / "b", resume=True)
+    assert_same_run(tmp_path / "a", tmp_path / "b", 30)
+
+
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
     """Same config + same seed -> identical weights (DESIGN.md 4)."""
     cfg = make_tiny_cfg("train.steps=10")
