@@ -27,7 +27,7 @@ from thermodiff.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from thermodiff.config import Config, from_dict
+from thermodiff.config import Config, from_dict, replace_section
 from thermodiff.data import Dataset, dequantize, load_dataset
 from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
 from thermodiff.errors import ConfigError
@@ -224,9 +224,7 @@ def _check_resume_config(run_dir: Path, cfg: Config) -> Config:
         raise ConfigError(f"cannot resume: {path} not found")
     saved = from_dict(json.loads(path.read_text()))
     if cfg.train.steps != saved.train.steps:
-        import dataclasses
-
-        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=cfg.train.steps))
+        saved = replace_section(saved, "train", steps=cfg.train.steps)
     return saved
 
 
