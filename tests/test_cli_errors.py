@@ -272,3 +272,19 @@ def test_runner_agrees_with_a_fresh_interpreter(run_cli, tmp_path: Path) -> None
     assert (forked.returncode, forked.stderr, forked.stdout) == (fresh.returncode, fresh.stderr, fresh.stdout)
     usage = run_cli("evaluate", cwd=tmp_path)
     assert usage.returncode == 2 and usage.stderr.startswith("usage:") and "Traceback" not in usage.stderr
+
+
+def test_resume_on_another_device_type_fails_cleanly(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    """A run whose random stream was saved on a GPU cannot continue exactly on a CPU (different
+    generators): `train --resume` says so and names the device, and changes nothing."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    path = latest_checkpoint(run) / "train_state.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["generator_device"] == "cpu"
+    torch.save({**state, "generator_device": "cuda"}, path)
+    before = snapshot(tmp_path)
+    args = ("train", "swiss_roll", "--out", str(run), "--resume", "--set", "train.steps=40", "--quiet")
+    line = assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert "saved on cuda" in line and "--device cuda" in line
+    assert snapshot(tmp_path) == before

@@ -178,3 +178,17 @@ def test_sample_writes_npy_and_png(run_copy: Path, tmp_path: Path, capsys) -> No
     png = run_copy / "samples" / "samples_seed0.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
+
+
+def test_schedule_load_state_dict_keeps_its_device() -> None:
+    """Resume loads CPU tensors from safetensors into a schedule already moved to the training device;
+    the tables must stay there (on a GPU, a CPU table indexed by CUDA t fails). The meta device
+    stands in for a GPU."""
+    from thermodiff.diffusion.schedules import make_schedule
+
+    saved = make_schedule("learned", 10, 1e-3).state_dict()
+    for name in ("paper", "learned"):
+        schedule = make_schedule(name, 10, 1e-3).to("meta")
+        schedule.load_state_dict(saved)
+        assert schedule.betas().device.type == "meta"
+        assert all(p.device.type == "meta" for p in schedule.parameters())

@@ -115,9 +115,26 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     state = None
     if with_train_state:
         try:
-            state = torch.load(path / "train_state.pt", weights_only=True)
+            state = torch.load(path / "train_state.pt", weights_only=True, map_location="cpu")
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file
             raise CheckpointError(
                 f"{path}/train_state.pt is missing or corrupt ({type(e).__name__})"
             ) from None
     return tensors, meta, state
+
+
+def generator_state(gen: torch.Generator) -> dict:
+    """A training stream's state for train_state.pt, with the device type it belongs to."""
+    return {"generator": gen.get_state(), "generator_device": gen.device.type}
+
+
+def restore_generator(gen: torch.Generator, state: dict) -> None:
+    """gen.set_state from train_state.pt; a CPU stream and a CUDA stream are different generators, so
+    a run resumes exactly only on the device type it was trained on."""
+    saved = state.get("generator_device", gen.device.type)
+    if saved != gen.device.type:
+        raise CheckpointError(
+            f"this run's random stream was saved on {saved} and cannot continue on {gen.device.type}: "
+            f"resume it with --device {saved}"
+        )
+    gen.set_state(state["generator"])

@@ -20,7 +20,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from thermodiff.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+from thermodiff.checkpoint import (
+    atomic_write_text,
+    generator_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_generator,
+    save_checkpoint,
+)
 from thermodiff.config import Config, from_dict
 from thermodiff.data import DataSpec, Scaling, dequantize, load_dataset
 from thermodiff.diffusion.gaussian import GaussianKernel
@@ -206,7 +213,7 @@ def train_classifier(
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
         opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
+        restore_generator(gen, state)
         start = int(meta["step"])
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -234,14 +241,15 @@ def train_classifier(
             nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
         opt.step()
         ema_update(list(ema_net.parameters()), list(net.parameters()), cfg.train.ema)
-        window.append((loss.item(), (logits.argmax(1) == y).float().mean().item()))
+        window.append(torch.stack([loss.detach(), (logits.argmax(1) == y).float().mean()]))  # no sync
         if bar is not None:
             bar.update(1)
         if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
+            loss_mean, acc_mean = torch.stack(window).double().mean(0).tolist()
             record = {
                 "step": step + 1,
-                "loss_nats": sum(w[0] for w in window) / len(window),
-                "train_accuracy": sum(w[1] for w in window) / len(window),
+                "loss_nats": loss_mean,
+                "train_accuracy": acc_mean,
                 "lr": lr,
                 "seconds": round(time.time() - t0, 3),
             }
@@ -263,7 +271,7 @@ def _save(run_dir: Path, step: int, net, ema_net, betas: Tensor, meta: dict, opt
     tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
     tensors.update({f"ema.net.{k}": v for k, v in ema_net.state_dict().items()})
     tensors["schedule.betas"] = betas.detach().clone()
-    state = {"optimizer": opt.state_dict(), "generator": gen.get_state()}
+    state = {"optimizer": opt.state_dict(), **generator_state(gen)}
     save_checkpoint(run_dir, step, tensors, meta, state)
 
 

@@ -60,7 +60,7 @@ def _weight(schedule: str, T: int | None, t: Tensor, like: Tensor) -> Tensor | f
     """Exponent of r for the marginal of x_{t-1}: 1 (constant) or (T - (t - 1)) / T (annealed, P 2.5)."""
     if schedule == "constant":
         return 1.0
-    if int(t.max()) > T or int(t.min()) < 1:
+    if not t.is_cuda and (int(t.max()) > T or int(t.min()) < 1):  # on a GPU: no per-step host sync
         raise ThermodiffError(f"annealed multiplier built for T={T} called at step {int(t.max())}")
     w = (T - (t.to(torch.float64) - 1)) / T
     return w.to(like.device).reshape(-1, *([1] * (like.dim() - 1)))
@@ -138,7 +138,9 @@ class GaussianObservation:
     def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         mean, logvar = params
         y, w = self.y.like(mean), _weight(self.schedule, self.T, t, mean)
-        k = torch.exp(logvar) * (w * self.inv_var.to(mean.device))  # var / var_obs: 0 where var = 0
+        if self.inv_var.device != mean.device:  # once, not a host-to-device copy per step
+            self.inv_var = self.inv_var.to(mean.device)
+        k = torch.exp(logvar) * (w * self.inv_var)  # var / var_obs: 0 where var = 0
         # 1/var' = 1/var + w/sd^2 and mean' = var' (mean/var + w y/sd^2), written as a gain (finite at var=0)
         return mean + k / (1 + k) * (y - mean), logvar - torch.log1p(k)
 

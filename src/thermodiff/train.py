@@ -23,8 +23,10 @@ from thermodiff import distributed as dist
 from thermodiff import fast
 from thermodiff.checkpoint import (
     atomic_write_text,
+    generator_state,
     latest_checkpoint,
     load_checkpoint,
+    restore_generator,
     save_checkpoint,
 )
 from thermodiff.config import Config, from_dict, replace_section
@@ -194,7 +196,7 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
     tensors["ema.schedule.betas"] = ema_betas
     state = {
         "optimizer": opt.state_dict(),
-        "generator": gen.get_state(),
+        **generator_state(gen),
         "ema_schedule": [p.detach().cpu() for p in ema_sched],
         "schedule_logits": [p.detach().cpu() for p in model.schedule.parameters()],
     }
@@ -213,7 +215,7 @@ def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
             p.copy_(saved)
     opt.param_groups[0]["params"] = trainable(model)
     fast.load_optimizer_state(opt, state["optimizer"])  # keeps this device's fused/foreach choice
-    gen.set_state(state["generator"])
+    restore_generator(gen, state)
     return int(meta["step"])
 
 

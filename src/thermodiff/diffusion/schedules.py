@@ -80,7 +80,7 @@ class Schedule:
         return {"schedule.betas": self.betas().detach().cpu().contiguous()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        betas = state["schedule.betas"].to(torch.float64)
+        betas = state["schedule.betas"].to(self.fixed.device, torch.float64)  # stays where it was moved
         if betas.shape != self.fixed.shape:
             raise ValueError(f"schedule has {betas.numel() - 1} steps, expected {self.T}")
         self.fixed = betas.clone()
