@@ -73,10 +73,10 @@ def diffusers_model(device: str):
     try:
         import diffusers
         from diffusers import DDPMScheduler, UNet2DModel
-    except ImportError:
+    except ImportError as e:
         raise SystemExit(
-            "bench/throughput.py compares against diffusers: `pip install diffusers` (for this "
-            "benchmark only; thermodiff does not depend on it)"
+            f"bench/throughput.py compares against diffusers, which did not import ({e}): `pip install "
+            "diffusers` (for this benchmark only; thermodiff does not depend on it)"
         ) from None
     unet = UNet2DModel(
         sample_size=32,
@@ -174,9 +174,10 @@ def diffusers_sample_ms(unet, sched, batch, steps, warmup, device, autocast) -> 
     return 1e3 * seconds_per_call(step, steps, warmup, device)
 
 
-def thermodiff_sample_ms(model, batch, steps, warmup, device) -> float:
+def thermodiff_sample_ms(model, batch, steps, warmup, device) -> tuple[float, bool]:
     """ms per reverse step of thermodiff's sampler (p_sample_loop_progressive) with the fast path's
-    graphed network call (CUDA graph, compiled if train.compile)."""
+    graphed network call (CUDA graph, compiled if train.compile), and whether a graph was captured
+    (a failed capture falls back to eager with a warning: the timing must say which it measured)."""
     model.net.eval()
     kernel = model.kernel()
     fn = model.model_fn(kernel, graphed=True)
@@ -184,7 +185,9 @@ def thermodiff_sample_ms(model, batch, steps, warmup, device) -> float:
     x_T = kernel.prior_sample((batch, *SHAPE), generator=gen, device=device)
     chain = p_sample_loop_progressive(kernel, fn, x_T, gen)
     next(chain)  # x_T itself
-    return 1e3 * seconds_per_call(lambda: next(chain), steps, warmup, device)
+    ms = 1e3 * seconds_per_call(lambda: next(chain), steps, warmup, device)
+    graphs = getattr(fn, "graphs", {})
+    return ms, bool(graphs) and all(g is not None for g in graphs.values())
 
 
 def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -326,6 +329,11 @@ def main() -> None:
         "train": {},
         "sample": {},
     }
+    out = Path(a.out or Path(__file__).parent / "results" / f"throughput{'_quick' * a.quick}.json")
+
+    def save() -> None:  # after every phase: a run cut short keeps what it measured
+        atomic_write_text(out, json.dumps(res, indent=1))
+
     pool = torch.rand(4 * max(int(b) for b in a.batches.split(",")), *SHAPE, device=device) * 2 - 1
     d_opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)  # diffusers' example: plain AdamW
     t_opt = adamw(trainable(model), lr=1e-4, weight_decay=0.0)  # fused on a GPU
@@ -345,20 +353,22 @@ def main() -> None:
             row[f"thermodiff_{k}_tflops"] = 3 * flops * row[f"thermodiff_{k}_img_s"] / 1e12
         row["limits"] = limits(model, device, b, 3, row["thermodiff_bound_img_s"], ceil)  # fwd + 2x bwd
         res["train"][str(b)] = row
+        save()
     sb, n_steps = a.sample_batch, a.iters * 5
     d_ms = diffusers_sample_ms(unet, sched, sb, n_steps, a.warmup, device, autocast)
-    t_ms = thermodiff_sample_ms(model, sb, n_steps, a.warmup, device)
+    t_ms, captured = thermodiff_sample_ms(model, sb, n_steps, a.warmup, device)
     res["sample"][str(sb)] = {
         "diffusers_ms_per_step": d_ms,
         "thermodiff_ms_per_step": t_ms,
         "ratio": d_ms / t_ms,
         "thermodiff_tflops": flops * sb / (t_ms / 1e3) / 1e12,
+        "thermodiff_cuda_graph_captured": captured,
         "limits": limits(model, device, sb, 1, sb / (t_ms / 1e3), ceil),
     }
+    save()
     res["fast_vs_plain"] = fast_vs_plain(model, device, sb)  # the sampling batch: no recompilation
     res["targets"] = {k: _target(res, k, v) for k, v in TARGETS.items()}
-    out = Path(a.out or Path(__file__).parent / "results" / f"throughput{'_quick' * a.quick}.json")
-    atomic_write_text(out, json.dumps(res, indent=1))
+    save()
     print(table(res))
     print(f"wrote {out}")
 
@@ -371,6 +381,10 @@ def _target(res: dict, key: str, need: float) -> dict:
         out[name] = r = row.get(name)
         out[name.replace("ratio", "met")] = None if r is None else r >= need
     return out
+
+
+def _graph_missing(res: dict, row: dict) -> bool:
+    return "cuda" in res["precision"] and not row["thermodiff_cuda_graph_captured"]
 
 
 def table(res: dict) -> str:
@@ -390,7 +404,9 @@ def table(res: dict) -> str:
     for b, r in res["sample"].items():
         lines.append(
             f"{'sampling':<10}{b:>6}{r['diffusers_ms_per_step']:>12.2f}{r['thermodiff_ms_per_step']:>10.2f}"
-            f"{'':>10}{r['ratio']:>8.2f}{'':>9}{r['thermodiff_tflops']:>13.1f}   (ms per reverse step)"
+            f"{'':>10}{r['ratio']:>8.2f}{'':>9}{r['thermodiff_tflops']:>13.1f}   (ms per reverse step"
+            + ("; NO CUDA graph" if _graph_missing(res, r) else "")
+            + ")"
         )
     c = res["ceilings"]
     lines.append(
