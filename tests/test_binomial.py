@@ -312,3 +312,31 @@ def test_bernoulli_product_is_normalized_product() -> None:
         assert g == pytest.approx(a * b / (a * b + (1 - a) * (1 - b)), rel=1e-9, abs=EXACT)
     delta = bernoulli_product(torch.tensor([0.3, -2.0]), torch.tensor([1.0, 0.0]))
     assert delta.tolist() == [math.inf, -math.inf]  # r a delta on one value pins the bit
+
+
+@pytest.mark.parametrize("first_step", ["fixed", "learned"])
+def test_offset_parameterization_untrained_is_the_equilibrium_reversal(first_step: str) -> None:
+    """diffusion.parameterization = "offset": a network whose readout is zero (as initialised) gives
+    the equilibrium reversal's logits at every step, so K - L_null = 0 exactly in expectation (checked
+    as above, all t, 3 SE); the paper's f_b = sigmoid(raw) gives a coin flip instead, which costs about
+    log 2 per bit and step (K - L_null below -T/4 nats per bit here)."""
+    from thermodiff.config import load_toml
+    from thermodiff.model import build_model
+
+    over = ["diffusion.T=50", f"diffusion.first_step={first_step}"]
+    g = torch.Generator().manual_seed(4)
+    x0 = (torch.rand(4000, 20, generator=g, dtype=torch.float64) < 0.2).double()
+    gaps = {}
+    for name in ("offset", "paper"):
+        model = build_model(load_toml("heartbeat", [*over, f"diffusion.parameterization={name}"]), (20,), 0.2)
+        kernel = model.kernel()
+        x_t, t = x0[:64], torch.randint(1, 51, (64,), generator=g)
+        logits = model.model_fn(kernel)(x_t, t)[0]
+        if name == "offset":
+            assert torch.equal(logits, kernel.equilibrium_reversal(x_t, t)[0])
+        with torch.no_grad():
+            terms, _ = bound_exact(kernel, model.model_fn(kernel), x0, g)
+        gaps[name] = mean_and_stderr(terms.K - terms.log_null)
+    mean, se = gaps["offset"]
+    assert abs(mean) <= 3 * se and abs(mean) < 0.1, (mean, se)
+    assert gaps["paper"][0] < -50 / 4 * 20, gaps["paper"]

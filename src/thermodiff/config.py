@@ -39,7 +39,9 @@ class DiffusionConfig:
     learned_init: str = "paper"  # the schedule a learned one starts from: paper | log_snr
     beta_1: float = 1e-3  # fixed first step (paper 2.4.1); sets the resolution of the density
     beta_max: float = 0.5  # linear schedule's last beta
-    parameterization: str = "paper"  # paper | eps  (Gaussian); bernoulli for binomial
+    # Gaussian: paper (P eqs. 64-65) | eps; binomial: paper (f_b = sigmoid) | offset (logit offset
+    # by the equilibrium reversal of the step: an untrained network is that reversal, not a coin flip)
+    parameterization: str = "paper"
     # eps: small | large | learned_range | full (vector data: a full covariance); paper: learned
     variance: str = "learned"
     # the last reverse step p(x_0|x_1): "fixed" to the reversal of forward step 1 (P App. B.2), or
@@ -214,7 +216,7 @@ _CHOICES = {
     ("diffusion", "first_step"): ("fixed", "learned"),
     ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
     ("diffusion", "learned_init"): ("paper", "log_snr"),
-    ("diffusion", "parameterization"): ("paper", "eps", "bernoulli"),
+    ("diffusion", "parameterization"): ("paper", "eps", "offset", "bernoulli"),
     ("diffusion", "variance"): ("learned", "small", "large", "learned_range", "full"),
     ("train", "precision"): ("fp32", "bf16"),
     ("train", "task"): ("diffusion", "classifier", "clean_classifier"),
@@ -235,6 +237,12 @@ def validate(cfg: Config) -> None:
         (
             d.first_step == "fixed" or d.kernel == "binomial",
             "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
+        ),
+        (
+            (d.kernel == "binomial") == (d.parameterization in ("offset", "bernoulli"))
+            or d.parameterization == "paper",
+            f"diffusion.parameterization = '{d.parameterization}' does not apply to the {d.kernel} kernel "
+            "(gaussian: paper, eps; binomial: paper, offset)",
         ),
         (cfg.data.sigma > 0.0, "data.sigma must be positive"),
         (

@@ -84,12 +84,20 @@ class EpsReverse(_Channels):
 
 
 class BernoulliReverse(_Channels):
-    """p(x_{t-1} = 1 | x_t) = sigmoid(raw) (P Table App.1). Params = (logit,)."""
+    """p(x_{t-1} = 1 | x_t) = f_b = sigmoid(raw) (P Table App.1), or with offset = True
+    sigmoid(raw + logit r_t(x_t)), r_t the equilibrium reversal of step t: an offset in logit space as
+    P eq. 65 offsets the variance by logit beta_t. Then raw = 0 (a zero-initialised readout) is the
+    reversal itself, K - L_null = 0, instead of a coin flip that costs log 2 per bit and step.
+    Params = (logit,)."""
 
     out_factor = 1
 
+    def __init__(self, offset: bool = False):
+        self.offset = offset
+
     def p_params(self, kernel, raw: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor]:
-        return (raw.to(x_t.dtype),)
+        logit = raw.to(x_t.dtype)
+        return (kernel.equilibrium_reversal(x_t, t)[0] + logit,) if self.offset else (logit,)
 
 
 def make_reverse(parameterization: str, variance: str = "learned"):
@@ -100,5 +108,6 @@ def make_reverse(parameterization: str, variance: str = "learned"):
         "paper": PaperReverse,
         "eps": lambda: EpsReverse(variance),
         "bernoulli": BernoulliReverse,
+        "bernoulli_offset": lambda: BernoulliReverse(offset=True),
     }
     return builders[parameterization]()
