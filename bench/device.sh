@@ -10,13 +10,14 @@
 #   binarized_mnist  bench/binarized_mnist.py (issue 3)                                          ~8 min
 #
 # One session's 15 minutes hold the machine's start and about 12 minutes of this: `check throughput`,
-# or `images`, or `binarized_mnist` (one call each; a call may run 10 minutes at most).
+# or `images`, or `binarized_mnist`, one call with timeout_s=600 (a call may run 10 minutes at most,
+# and the step limits below keep each group inside it, kill grace included).
 #
 # Each step runs under its own timeout and its JSON and log are copied to $OUT as soon as it ends, so a
 # step cut short loses only itself. Inputs that do not travel with the checkout are carried:
 #   .devdata/  the data sets (`make devdata` copies them from ../shared/data)
 #   .whl/      diffusers and the packages it needs that the device lacks (`make devwheels`)
-# e.g. run(command="bash bench/device.sh check throughput", carry=[".devdata", ".whl"], timeout_s=480)
+# e.g. run(command="bash bench/device.sh check throughput", carry=[".devdata", ".whl"], timeout_s=600)
 set -u
 PY=${PY:-python3}  # the device's python3 has CUDA torch; a local dry run can name .venv/bin/python
 OUT=${OUT:-runs/device}
@@ -31,7 +32,7 @@ step() {  # name, seconds, command...: run, log, copy results
     shift 2
     echo "== $name (limit ${limit} s): $*"
     local t0=$SECONDS
-    timeout --signal=INT --kill-after=20 "$limit" "$@" >"$OUT/$name.log" 2>&1
+    timeout --signal=INT --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
     local rc=$?
     tail -n 25 "$OUT/$name.log"
     echo "== $name: rc=$rc in $((SECONDS - t0)) s"
@@ -40,16 +41,16 @@ step() {  # name, seconds, command...: run, log, copy results
 
 for what in "$@"; do
     case $what in
-    check) step check 120 "$PY" -m pytest -q -rs tests/test_fast.py -k cuda ;;
+    check) step check 90 "$PY" -m pytest -q -rs tests/test_fast.py -k cuda ;;
     throughput)
         if ls .whl/*.whl >/dev/null 2>&1; then
             "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
                 --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
         fi
-        step throughput 420 "$PY" bench/throughput.py
+        step throughput 450 "$PY" bench/throughput.py
         ;;
-    images) step images 590 "$PY" bench/images.py --device cuda ;;
-    binarized_mnist) step binarized_mnist 560 "$PY" bench/binarized_mnist.py --device cuda ;;
+    images) step images 575 "$PY" bench/images.py --device cuda ;;
+    binarized_mnist) step binarized_mnist 575 "$PY" bench/binarized_mnist.py --device cuda ;;
     *) echo "unknown step: $what (check, throughput, images, binarized_mnist)" && exit 2 ;;
     esac
 done

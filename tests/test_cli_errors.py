@@ -274,17 +274,40 @@ def test_runner_agrees_with_a_fresh_interpreter(run_cli, tmp_path: Path) -> None
     assert usage.returncode == 2 and usage.stderr.startswith("usage:") and "Traceback" not in usage.stderr
 
 
-def test_resume_on_another_device_type_fails_cleanly(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("written", ["with_device", "before_device_was_saved"])
+def test_resume_on_another_device_type_fails_cleanly(
+    run_cli, tiny_run: Path, tmp_path: Path, written: str
+) -> None:
     """A run whose random stream was saved on a GPU cannot continue exactly on a CPU (different
-    generators): `train --resume` says so and names the device, and changes nothing."""
+    generators): `train --resume` says so in one line and changes nothing, whether the state names
+    its device or predates that (a 16-byte CUDA Philox state)."""
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     path = latest_checkpoint(run) / "train_state.pt"
     state = torch.load(path, weights_only=True)
     assert state["generator_device"] == "cpu"
-    torch.save({**state, "generator_device": "cuda"}, path)
+    if written == "with_device":
+        state["generator_device"] = "cuda"
+    else:
+        del state["generator_device"]
+        state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, path)
     before = snapshot(tmp_path)
     args = ("train", "swiss_roll", "--out", str(run), "--resume", "--set", "train.steps=40", "--quiet")
     line = assert_one_line_error(run_cli(*args, cwd=tmp_path))
-    assert "saved on cuda" in line and "--device cuda" in line
+    want = ("saved on cuda", "--device cuda") if written == "with_device" else ("does not fit a cpu",)
+    assert all(w in line for w in want), line
     assert snapshot(tmp_path) == before
+
+
+def test_parameterization_must_fit_the_kernel() -> None:
+    """eps is a Gaussian parameterization and offset a binomial one: each is refused for the other
+    kernel with a message naming the field; paper fits both."""
+    from thermodiff.config import load_toml
+    from thermodiff.errors import ConfigError
+
+    for config, bad in (("heartbeat", "eps"), ("swiss_roll", "offset"), ("swiss_roll", "bernoulli")):
+        with pytest.raises(ConfigError, match="diffusion.parameterization"):
+            load_toml(config, [f"diffusion.parameterization={bad}"])
+    for config, good in (("heartbeat", "offset"), ("heartbeat", "paper"), ("swiss_roll", "eps")):
+        assert load_toml(config, [f"diffusion.parameterization={good}"]).diffusion.parameterization == good

@@ -109,6 +109,16 @@ def test_resume_with_dropout_equals_uninterrupted(tmp_path: Path) -> None:
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
 
+def test_step_seed_distinct_per_step_and_rank() -> None:
+    """Dropout's per-step seeds: a different stream at every step and on every rank (independent masks
+    per shard), for any torch seed including negative ones, and a valid torch seed (< 2**63)."""
+    from thermodiff.train import step_seed
+
+    seeds = [step_seed(s, step, rank) for s in (0, 1, -1) for step in range(200) for rank in range(4)]
+    assert len(set(seeds)) == len(seeds) and all(0 <= v < 2**63 for v in seeds)
+    assert step_seed(7, 3, 1) == step_seed(7, 3, 1)
+
+
 def test_same_seed_same_numbers(tmp_path: Path) -> None:
     """Same config + same seed -> identical weights (DESIGN.md 4)."""
     cfg = make_tiny_cfg("train.steps=10")

@@ -137,4 +137,9 @@ def restore_generator(gen: torch.Generator, state: dict) -> None:
             f"this run's random stream was saved on {saved} and cannot continue on {gen.device.type}: "
             f"resume it with --device {saved}"
         )
-    gen.set_state(state["generator"])
+    try:
+        gen.set_state(state["generator"])
+    except RuntimeError as e:  # a state without its device type, written on another device
+        raise CheckpointError(
+            f"this run's random stream does not fit a {gen.device.type} generator ({e})"
+        ) from None

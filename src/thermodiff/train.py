@@ -62,7 +62,8 @@ def negative_bound(
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The global RNG's seed at a training step (dropout masks): a function of where the run is, so
     nothing needs saving, and distinct per rank."""
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    entropy = [seed % 2**64, step, rank]  # SeedSequence takes non-negative integers; torch seeds may be < 0
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @torch.no_grad()

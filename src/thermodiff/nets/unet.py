@@ -38,6 +38,10 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def _unit_stride(u: Tensor) -> Tensor:
+    return u.contiguous() if u.is_cuda and u.stride(-1) != 1 else u
+
+
 class AttnBlock(nn.Module):
     """Self-attention over all pixels with a residual connection (DDPM: one head at 16x16)."""
 
@@ -54,9 +58,9 @@ class AttnBlock(nn.Module):
         """x: (B, c, H, W) -> (B, c, H, W); reshape, not view, so channels_last inputs work."""
         B, C, H, W = x.shape
         qkv = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W)
-        # each (B, heads, HW, C/heads); flash/efficient kernels need unit stride in the last dim, which
-        # channels-last activations give for free and NCHW ones only after a copy
-        q, k, v = (u if u.stride(-1) == 1 else u.contiguous() for u in qkv.transpose(-1, -2).unbind(1))
+        # each (B, heads, HW, C/heads); CUDA's flash/efficient kernels need unit stride in the last dim,
+        # which channels-last activations give for free and NCHW ones only after a copy
+        q, k, v = (_unit_stride(u) for u in qkv.transpose(-1, -2).unbind(1))
         h = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(C/heads)
         h = h.transpose(-1, -2).reshape(B, C, H, W)
         return x + self.proj(h)
