@@ -340,3 +340,15 @@ def test_bound_is_differentiable_in_schedule_logits() -> None:
 
     logits = s.logits.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(K, (logits,))
+
+
+def test_kernel_to_moves_only_when_elsewhere() -> None:
+    """Kernel.to is Tensor.to's contract: the same object when the tables are on that device already
+    (multipliers call it at every reverse step), a copy with moved tables otherwise."""
+    from thermodiff.diffusion.binomial import BinomialKernel
+    from thermodiff.diffusion.schedules import binomial_betas
+
+    for kernel in (GaussianKernel(paper_betas(10, 1e-3)), BinomialKernel(binomial_betas(10), 0.3)):
+        assert kernel.to("cpu") is kernel and kernel.to(torch.device("cpu")) is kernel
+        moved = kernel.to("meta")
+        assert moved is not kernel and moved.betas.device.type == "meta"

@@ -63,6 +63,19 @@ class Interrupt(Exception):
     pass
 
 
+def kill_at_20_then_resume(cfg, run: Path) -> None:
+    """Train `run` until it has logged step 20 (its last checkpoint is step 10), kill it, resume it."""
+
+    def stop_at_20(record: dict) -> None:
+        if record["step"] == 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(cfg, run, on_log=stop_at_20)
+    assert latest_checkpoint(run).name == "step_00000010"
+    train(cfg, run, resume=True)
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_interrupted_run_resumes_exactly(tmp_path: Path, schedule: str) -> None:
     """A run killed after logging step 20 (its last checkpoint is step 10; the step-20 metric line is
@@ -70,15 +83,7 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, schedule: str) -> None:
     the cosine learning-rate decay is active."""
     cfg = make_tiny_cfg(f"diffusion.schedule={schedule}", "train.warmup=5")
     train(cfg, tmp_path / "a")
-
-    def stop_at_20(record: dict) -> None:
-        if record["step"] == 20:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "b", on_log=stop_at_20)
-    assert latest_checkpoint(tmp_path / "b").name == "step_00000010"
-    train(cfg, tmp_path / "b", resume=True)
+    kill_at_20_then_resume(cfg, tmp_path / "b")
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
 
@@ -98,14 +103,7 @@ def test_resume_with_dropout_equals_uninterrupted(tmp_path: Path) -> None:
 
     cfg = load_toml("dead_leaves", [*DROPOUT_UNET, "train.steps=30"])
     train(cfg, tmp_path / "a")
-
-    def stop_at_20(record: dict) -> None:
-        if record["step"] == 20:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        train(cfg, tmp_path / "b", on_log=stop_at_20)
-    train(cfg, tmp_path / "b", resume=True)
+    kill_at_20_then_resume(cfg, tmp_path / "b")
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
 

@@ -110,8 +110,9 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     try:
         tensors = load_file(path / "weights.safetensors")
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}/weights.safetensors is missing or corrupt ({msg})") from None
+        raise CheckpointError(
+            f"{path}/weights.safetensors is missing or corrupt ({_first_line(e)})"
+        ) from None
     state = None
     if with_train_state:
         try:
@@ -141,5 +142,10 @@ def restore_generator(gen: torch.Generator, state: dict) -> None:
         gen.set_state(state["generator"])
     except RuntimeError as e:  # a state without its device type, written on another device
         raise CheckpointError(
-            f"this run's random stream does not fit a {gen.device.type} generator ({e})"
+            f"this run's random stream does not fit a {gen.device.type} generator ({_first_line(e)})"
         ) from None
+
+
+def _first_line(e: Exception) -> str:
+    """An exception as one line of an error message (CLI errors are one line)."""
+    return str(e).splitlines()[0] if str(e) else type(e).__name__

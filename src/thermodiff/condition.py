@@ -98,11 +98,6 @@ class _Data:
         return self.tensor
 
 
-def _on(kernel: GaussianKernel, device: torch.device) -> GaussianKernel:
-    """The kernel with its tables on `device`, moved only when they are elsewhere."""
-    return kernel if kernel.betas.device == device else kernel.to(device)
-
-
 def _grad(fn: Callable[..., Tensor], at: Tensor, *args: Tensor, what: str) -> Tensor:
     """d sum_b fn(at)_b / d at, under enable_grad (sampling runs under no_grad); 0 if fn ignores `at`."""
     with torch.enable_grad():
@@ -174,7 +169,7 @@ class Mask:
         if self.kernel is None:
             known_mean, known_logvar = values.expand_as(mean), torch.full_like(logvar, float("-inf"))
         else:  # sqrt(alpha_bar_0) = 1 and log(1 - alpha_bar_0) = -inf exactly: the delta at t - 1 = 0
-            self.kernel = _on(self.kernel, mean.device)
+            self.kernel = self.kernel.to(mean.device)  # moved once; then itself
             known_mean, known_logvar = self.kernel.q_mean_logvar(values.expand_as(mean), t - 1)
         return torch.where(known, known_mean, mean), torch.where(known, known_logvar, logvar)
 
@@ -195,7 +190,7 @@ class DataBox:
     def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         mean, logvar = params
         if self.lo.device != mean.device:  # once, not at every step
-            self.kernel = _on(self.kernel, mean.device)
+            self.kernel = self.kernel.to(mean.device)
             self.lo, self.hi = self.lo.to(mean.device), self.hi.to(mean.device)
         c0, ct = self.kernel.posterior_coefficients(t, mean)  # c0 > 0; ct = 0 at t = 1
         ct_xt = ct * x_t.to(mean.dtype)

@@ -223,6 +223,10 @@ _CHOICES = {
 }
 
 
+# which parameterizations each kernel takes ("bernoulli": older binomial runs' name for "paper")
+_PARAMETERIZATIONS = {"gaussian": ("paper", "eps"), "binomial": ("paper", "offset", "bernoulli")}
+
+
 def validate(cfg: Config) -> None:
     """Range checks with a message naming the field."""
     for (section, name), choices in _CHOICES.items():
@@ -239,8 +243,7 @@ def validate(cfg: Config) -> None:
             "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
         ),
         (
-            (d.kernel == "binomial") == (d.parameterization in ("offset", "bernoulli"))
-            or d.parameterization == "paper",
+            d.parameterization in _PARAMETERIZATIONS[d.kernel],
             f"diffusion.parameterization = '{d.parameterization}' does not apply to the {d.kernel} kernel "
             "(gaussian: paper, eps; binomial: paper, offset)",
         ),

@@ -74,7 +74,7 @@ class FastPath:
         unless fast_cpu."""
         if self.channels_last and self.applies(net):
             net.to(memory_format=torch.channels_last)
-        on_cuda = (_device(net) or torch.device("cpu")).type == "cuda"
+        on_cuda = getattr(_device(net), "type", None) == "cuda"
         if on_cuda and (self.precision == "bf16" or self.compile or self.channels_last):
             torch.backends.cudnn.benchmark = True
         return net

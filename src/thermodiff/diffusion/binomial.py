@@ -58,6 +58,9 @@ class BinomialKernel:
         return 1 if self.learned_first_step else 2
 
     def to(self, device: torch.device | str) -> BinomialKernel:
+        """The kernel with its tables on `device`; itself when they are there already (as Tensor.to)."""
+        if self.betas.device == torch.device(device):
+            return self
         return BinomialKernel(self.betas.to(device), self.p_bar, self.learned_first_step)
 
     def noise_like(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -49,7 +49,9 @@ class GaussianKernel:
         return self.betas.numel() - 1
 
     def to(self, device: torch.device | str) -> GaussianKernel:
-        return GaussianKernel(self.betas.to(device))
+        """The kernel with its tables on `device`; itself when they are there already (as Tensor.to)."""
+        same = self.betas.device == torch.device(device)
+        return self if same else GaussianKernel(self.betas.to(device))
 
     def noise_like(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
