@@ -32,8 +32,8 @@ from thermodiff.data import load_dataset
 from thermodiff.imageio import to_data
 from thermodiff.plots import condition_panel
 from thermodiff.run import load_run
-from thermodiff.sample import sample
-from thermodiff.tasks import data_box, denoise, inpaint
+from thermodiff.sample import data_box, sample
+from thermodiff.tasks import denoise, inpaint
 from thermodiff.train import train
 
 UNET = {

@@ -290,6 +290,15 @@ def test_tiny_dead_leaves_run_end_to_end(tmp_path: Path, capsys) -> None:
     assert cli.main(["sample", str(run), "--n", "4", "--out", str(png), "--device", "cpu"]) == 0
     img = np.asarray(Image.open(png))
     assert img.shape == (2 * 10 + 2, 2 * 10 + 2) and img.dtype == np.uint8
+    # the last grid seen during training is what `thermodiff sample --seed 0` draws (clip included)
+    assert (
+        cli.main(["sample", str(run), "--n", "16", "--seed", "0", "--out", str(png), "--device", "cpu"]) == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(run / "samples" / grids[-1])))
+    assert cli.main(["sample", str(run), "--n", "16", "--out", str(png), "--no-clip", "--device", "cpu"]) == 0
+    assert not np.array_equal(
+        np.asarray(Image.open(png)), np.asarray(Image.open(run / "samples" / grids[-1]))
+    )
 
 
 def test_parzen_needs_image_data(tiny_run: Path, capsys) -> None:

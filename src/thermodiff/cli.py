@@ -114,7 +114,7 @@ def cmd_sample(args) -> int:
     from thermodiff.checkpoint import atomic_write_bytes
     from thermodiff.plots import image_grid, scatter
     from thermodiff.run import load_run
-    from thermodiff.sample import sample
+    from thermodiff.sample import data_box, sample
 
     device = _device(args.device)
     _, model, spec, scaling, _ = load_run(Path(args.run), device)
@@ -123,8 +123,6 @@ def cmd_sample(args) -> int:
         raise ThermodiffError(f"--out must end in .png or .npy, got {out.name}")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
-    from thermodiff.tasks import data_box
-
     mults = [] if args.no_clip else data_box(model, spec, scaling)
     if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
         from thermodiff.tasks import guidance

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from thermodiff.condition import DataBox
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.errors import ThermodiffError
+
+if TYPE_CHECKING:
+    from thermodiff.data import Scaling
+    from thermodiff.model import DiffusionModel
 
 Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
 
@@ -63,6 +69,14 @@ def sample(
     return deque(states, maxlen=1)[0][1]
 
 
+def data_box(model: DiffusionModel, spec, scaling: Scaling) -> list[Multiplier]:
+    """[DataBox] keeping predicted 8-bit images in 0..255 (model space); [] for other data."""
+    if spec.kind != "image8" or model.kernel_name != "gaussian":
+        return []
+    lo, hi = (scaling.apply(torch.full((1, *spec.shape), v, dtype=torch.float64)) for v in (0.0, 255.0))
+    return [DataBox(model.kernel(), lo, hi)]
+
+
 def to_data_units(x: Tensor, spec, scaling) -> Tensor:
     """Model space -> the data's own units: 8-bit images as grey level / 255 in [0, 1] (clamped),
     continuous data unscaled (scaling.invert), binary data unchanged. float64."""
@@ -76,8 +90,9 @@ def to_data_units(x: Tensor, spec, scaling) -> Tensor:
 
 @torch.no_grad()
 def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="cpu", net=None):
-    """n samples of an image model as one PNG grid in [0, 1]; `net` (e.g. the EMA copy) runs in eval
-    mode with its own seeded generator, so a training run's random stream is left untouched."""
+    """n samples of an image model as one PNG grid in [0, 1], drawn as `thermodiff sample --seed` draws
+    them (predicted x_0 kept in 0..255, data_box); `net` (e.g. the EMA copy) runs in eval mode with its
+    own seeded generator, so a training run's random stream is left untouched."""
     from thermodiff.plots import image_grid
 
     net = model.net if net is None else net
@@ -86,7 +101,8 @@ def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="
     try:
         gen = torch.Generator(device).manual_seed(seed)
         kernel = model.kernel()
-        x = sample(kernel, model.model_fn(kernel, net), spec.shape, n, gen, device)
+        mults = data_box(model, spec, scaling)
+        x = sample(kernel, model.model_fn(kernel, net), spec.shape, n, gen, device, mults)
     finally:
         net.train(was_training)
     return image_grid(to_data_units(x.cpu(), spec, scaling).float(), path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from thermodiff.condition import BernoulliMask, ClassifierGuidance, DataBox, GaussianObservation, Mask
+from thermodiff.condition import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
 from thermodiff.data import Scaling
 from thermodiff.errors import ThermodiffError
 from thermodiff.imageio import (
@@ -28,15 +28,7 @@ from thermodiff.imageio import (
 )
 from thermodiff.interpolate import interpolate
 from thermodiff.model import DiffusionModel
-from thermodiff.sample import Multiplier, sample
-
-
-def data_box(model: DiffusionModel, spec, scaling: Scaling) -> list[Multiplier]:
-    """[DataBox] keeping predicted 8-bit images in 0..255 (model space); [] for other data."""
-    if spec.kind != "image8" or model.kernel_name != "gaussian":
-        return []
-    lo, hi = (scaling.apply(torch.full((1, *spec.shape), v, dtype=torch.float64)) for v in (0.0, 255.0))
-    return [DataBox(model.kernel(), lo, hi)]
+from thermodiff.sample import Multiplier, data_box, sample
 
 
 def denoise(
