@@ -96,7 +96,9 @@ def cmd_evaluate(args) -> int:
     }
     if args.parzen and (ds.spec.kind != "image8" or args.parzen_samples < 1):
         raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
-    r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref)
+    if args.draws < 1 or (exact and args.draws > 1):
+        raise ThermodiffError(f"--draws {args.draws}: needs >= 1, and more than one needs --stochastic")
+    r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref, args.draws)
     r["step"] = step
     if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
         from thermodiff.parzen import parzen_report
@@ -241,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--exact", dest="exact", action="store_true", default=None, help="all t")
     g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
     e.add_argument("--n", type=int, default=0, help="number of examples (default: eval.n)")
+    e.add_argument("--draws", type=int, default=1, help="--stochastic: uniform t per example, averaged")
     e.add_argument("--json", action="store_true")
     e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
     e.add_argument("--parzen-samples", type=int, default=10_000, help="model samples for --parzen")
