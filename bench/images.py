@@ -150,7 +150,8 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float) -> d
     cfg, model, _, _, step = load_run(run_dir, device)
     ds = train_module.load_dataset(cfg.data)
     t0 = time.time()
-    r = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device)
+    draws = 1 if quick or cfg.eval.exact else 8  # one-t configs (the U-Net): 8 t per image, averaged
+    r = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, draws=draws)
     row = {k: r[k] for k in KEEP if k in r}
     row["eval_seconds"] = round(time.time() - t0, 1)
     row["budget"] = budget_record(cfg, step, train_s, device)
