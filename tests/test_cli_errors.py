@@ -132,6 +132,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
         (["train", "swiss_roll", "--set", "nosection"], "nosection"),
         (["train", "swiss_roll", "--set", "diffusion.first_step=learned"], "first_step"),
         (["train", "bad.toml"], "bad.toml"),
+        (["train", "dead_leaves", "--set", "data.n_train=1", "--set", "data.image_size=8"], "do not vary"),
         (
             ["train", "swiss_roll", "--set", "data.n_train=100", "--set", "train.steps=2.5", "--quiet"],
             "train.steps",

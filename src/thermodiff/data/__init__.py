@@ -32,6 +32,8 @@ class Scaling:
     def fit(x: Tensor) -> Scaling:
         flat = x.reshape(x.shape[0], -1).to(torch.float64)
         var = flat.var(0, unbiased=False).mean().item()
+        if not var > 0:  # e.g. a single training image, or identical ones: nothing sets the scale
+            raise DataError(f"the {x.shape[0]} training example(s) do not vary: no scale to unit variance")
         return Scaling(tuple(flat.mean(0).tolist()), 1.0 / math.sqrt(var))
 
     @staticmethod
