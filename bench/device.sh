@@ -6,7 +6,7 @@
 #
 #   check            the CUDA tests (tests/test_fast.py -k cuda): bf16 + CUDA graph vs fp32      ~1 min
 #   throughput       bench/throughput.py against diffusers (issue 6)                             ~5 min
-#   images           bench/images.py: dead leaves, bark, MNIST (issue 4)                         ~9 min
+#   images           bench/images.py: dead leaves (2 nets), bark, MNIST (issue 4)               ~9 min
 #   binarized_mnist  bench/binarized_mnist.py (issue 3)                                          ~8 min
 #
 # One session's 15 minutes hold the machine's start and about 12 minutes of this: `check throughput`,
