@@ -65,7 +65,7 @@ def evaluate_bound(
                     kernel, xb.double(), noise, bin_width, lo.to(device), hi.to(device)
                 )
             estimates.append(terms)
-        parts.append(_average(estimates) if draws > 1 else estimates[0])
+        parts.append(_average(estimates))
     return _concat(parts), (per_t / x.shape[0] if per_t is not None else None)
 
 
