@@ -260,7 +260,7 @@ def limits(model, device: str, batch: int, passes: int, img_s: float, ceil: dict
     out = {"forward_mb_per_image_eager": moved / 2**20, **roofline(passes * flops, passes * moved, ceil)}
     out["roofline_estimate_img_s"] = 1 / out.pop("min_seconds")
     out["fraction_of_estimate"] = img_s / out["roofline_estimate_img_s"]
-    out["fraction_of_compute_bound"] = img_s * passes * flops / (ceil["bf16_matmul_tflops"] * 1e12)
+    out["fraction_of_compute_bound"] = img_s * out.pop("compute_seconds")
     return out
 
 
@@ -286,6 +286,7 @@ def roofline(flops: float, moved: float, ceil: dict) -> dict:
         "intensity_flop_per_byte": flops / moved,
         "ridge_flop_per_byte": ceil["bf16_matmul_tflops"] * 1e3 / ceil["copy_gb_s"],
         "bound": "compute" if t_compute >= t_memory else "memory",
+        "compute_seconds": t_compute,
         "min_seconds": max(t_compute, t_memory),
     }
 

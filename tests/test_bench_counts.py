@@ -43,5 +43,7 @@ def test_roofline_bounds() -> None:
     fast = roofline(1e12, 1e9, ceil)
     assert fast["ridge_flop_per_byte"] == 100.0 and fast["bound"] == "compute"
     assert abs(fast["min_seconds"] - 0.01) < 1e-15 and fast["intensity_flop_per_byte"] == 1000.0
+    assert fast["compute_seconds"] == fast["min_seconds"]
     slow = roofline(1e12, 1e11, ceil)
     assert slow["bound"] == "memory" and abs(slow["min_seconds"] - 0.1) < 1e-15
+    assert abs(slow["compute_seconds"] - 0.01) < 1e-15  # the same FLOPs: the same compute time

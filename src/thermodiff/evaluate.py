@@ -15,6 +15,7 @@ from thermodiff.diffusion.bound import (
     mean_and_stderr,
     to_bits,
 )
+from thermodiff.errors import ThermodiffError
 from thermodiff.model import DiffusionModel, dims
 
 _FIELDS = ("kl", "prior", "edge", "entropy_T", "entropy_1", "log_null")
@@ -44,28 +45,29 @@ def evaluate_bound(
     else `draws` uniform t per example, averaged. With grid = (bin_width, lo, hi), x lies on that
     grid and the edge term is the discretized one."""
     if draws < 1 or (exact and draws > 1):
-        raise ValueError(f"draws = {draws}: needs draws >= 1, and exact = False for more than one")
+        raise ThermodiffError(f"--draws {draws}: needs >= 1, and more than one needs --stochastic")
     gen = torch.Generator(device).manual_seed(seed)
     kernel = model.kernel()
     fn = model.model_fn(kernel)
+    lo, hi = (None, None) if grid is None else (grid[1].to(device), grid[2].to(device))
+
+    def on_grid(terms: BoundTerms, xb: torch.Tensor) -> BoundTerms:  # the discretized edge term
+        if grid is not None:
+            noise = kernel.noise_like(xb.double(), gen)
+            terms.edge = discrete_edge(kernel, xb.double(), noise, grid[0], lo, hi)
+        return terms
+
     parts, per_t = [], None
     for xb in x.split(batch):
         xb = xb.to(device)
-        estimates = []
-        for _ in range(draws):
-            if exact:
-                terms, kl_t = bound_exact(kernel, fn, xb, gen)
-                per_t = kl_t.sum(1) if per_t is None else per_t + kl_t.sum(1)
-            else:
-                terms, _ = bound_stochastic(kernel, fn, xb, gen)
-            if grid is not None:
-                bin_width, lo, hi = grid
-                noise = kernel.noise_like(xb.double(), gen)
-                terms.edge = discrete_edge(
-                    kernel, xb.double(), noise, bin_width, lo.to(device), hi.to(device)
-                )
-            estimates.append(terms)
-        parts.append(_average(estimates))
+        if exact:
+            terms, kl_t = bound_exact(kernel, fn, xb, gen)
+            per_t = kl_t.sum(1) if per_t is None else per_t + kl_t.sum(1)
+            parts.append(on_grid(terms, xb))
+        else:
+            parts.append(
+                _average([on_grid(bound_stochastic(kernel, fn, xb, gen)[0], xb) for _ in range(draws)])
+            )
     return _concat(parts), (per_t / x.shape[0] if per_t is not None else None)
 
 

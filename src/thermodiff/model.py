@@ -58,11 +58,8 @@ def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> Diff
     """Config -> DiffusionModel with a freshly initialised network (seeded by train.seed)."""
     d = cfg.diffusion
     schedule_name = "binomial" if d.kernel == "binomial" else d.schedule
-    parameterization = d.parameterization
-    if d.kernel == "binomial":  # paper: f_b = sigmoid(raw); offset: around the equilibrium reversal
-        parameterization = "bernoulli_offset" if d.parameterization == "offset" else "bernoulli"
     schedule = make_schedule(schedule_name, d.T, d.beta_1, d.beta_max, d.learned_init)
-    reverse = make_reverse(parameterization, d.variance)
+    reverse = make_reverse(d.kernel, d.parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
     net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
     learned_first = d.first_step == "learned"

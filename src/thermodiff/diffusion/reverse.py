@@ -100,14 +100,16 @@ class BernoulliReverse(_Channels):
         return (kernel.equilibrium_reversal(x_t, t)[0] + logit,) if self.offset else (logit,)
 
 
-def make_reverse(parameterization: str, variance: str = "learned"):
-    """Config name -> reverse parameterization (the dict literal is the registry)."""
+def make_reverse(kernel: str, parameterization: str, variance: str = "learned"):
+    """(kernel, config name) -> reverse parameterization (the dict literal is the registry); binomial
+    "bernoulli" is older runs' name for "paper"."""
     if parameterization == "eps" and variance == "learned":  # the config default
         variance = "learned_range"
     builders = {
-        "paper": PaperReverse,
-        "eps": lambda: EpsReverse(variance),
-        "bernoulli": BernoulliReverse,
-        "bernoulli_offset": lambda: BernoulliReverse(offset=True),
+        ("gaussian", "paper"): PaperReverse,
+        ("gaussian", "eps"): lambda: EpsReverse(variance),
+        ("binomial", "paper"): BernoulliReverse,
+        ("binomial", "bernoulli"): BernoulliReverse,
+        ("binomial", "offset"): lambda: BernoulliReverse(offset=True),
     }
-    return builders[parameterization]()
+    return builders[kernel, parameterization]()
