@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
 from thermodiff.errors import CheckpointError
@@ -132,7 +133,19 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
         (["train", "swiss_roll", "--set", "nosection"], "nosection"),
         (["train", "swiss_roll", "--set", "diffusion.first_step=learned"], "first_step"),
         (["train", "bad.toml"], "bad.toml"),
-        (["train", "dead_leaves", "--set", "data.n_train=1", "--set", "data.image_size=8"], "do not vary"),
+        (
+            [
+                "train",
+                "dead_leaves",
+                "--set",
+                "data.name=image_folder",
+                "--set",
+                "data.path=flat",
+                "--set",
+                "data.n_test=2",
+            ],
+            "same value",
+        ),
         (
             ["train", "swiss_roll", "--set", "data.n_train=100", "--set", "train.steps=2.5", "--quiet"],
             "train.steps",
@@ -142,6 +155,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
 def test_train_config_errors(run_cli, tmp_path: Path, args: list[str], mentions: str) -> None:
     """Each names the offending file or field; nothing is written (the default --out is under cwd)."""
     (tmp_path / "bad.toml").write_text("[train\nsteps = = 3\n")
+    (tmp_path / "flat").mkdir()
+    for i in range(4):  # all black: nothing sets the scale to unit variance
+        Image.new("L", (8, 8)).save(tmp_path / "flat" / f"{i}.png")
     before = snapshot(tmp_path)
     line = assert_one_line_error(run_cli(*args, cwd=tmp_path))
     assert mentions in line

@@ -220,13 +220,19 @@ def test_image_folder_shapes_resize_and_errors(tmp_path):
         image_folder(tmp_path / "empty")
 
 
-def test_image_dataset_standardizes_by_one_constant():
-    x = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (200, 2, 3, 3), dtype=np.uint8))
+def test_image_dataset_standardizes_by_one_global_pair():
+    """Channel 0 darker than channel 1: one shift and one scale for all values, as the paper's code
+    does, so K's units do not depend on how the means vary across pixels (numpy as the reference)."""
+    rng = np.random.default_rng(5)
+    raw = rng.integers(0, 128, (200, 2, 3, 3)) + np.array([0, 127]).reshape(1, 2, 1, 1)
+    x = torch.from_numpy(raw.astype(np.uint8))
     ds = image_dataset(x[:150], x[150:])
     assert ds.spec.kind == "image8" and ds.spec.unit == "bits/pixel" and ds.spec.shape == (2, 3, 3)
+    assert ds.spec.units_per_example == 9  # pixels, colour channels summed
     assert ds.train.dtype == torch.float64 and ds.true_log_prob is None
-    assert ds.train.mean(0).abs().max() < 1e-9  # per-dimension shift: the training mean
-    assert abs(ds.train.var(0, unbiased=False).mean().item() - 1.0) < 1e-9  # one global scale
+    assert ds.scaling.scale == pytest.approx(1 / raw[:150].std(), rel=1e-12)
+    assert ds.scaling.shift == pytest.approx((raw[:150].mean(),) * 18, rel=1e-12)
+    assert abs(ds.train.var(unbiased=False).item() - 1.0) < 1e-9
     raw = ds.scaling.invert(ds.test)
     assert torch.allclose(raw, x[150:].double(), atol=1e-9)  # integer grid 0..255 kept
     with pytest.raises(DataError, match="uint8"):

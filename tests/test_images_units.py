@@ -271,6 +271,8 @@ def test_tiny_dead_leaves_run_end_to_end(tmp_path: Path, capsys) -> None:
     grids = sorted(p.name for p in (run / "samples").glob("step_*.png"))
     assert grids == ["step_0000002.png", "step_0000004.png"]
     assert Image.open(run / "samples" / grids[0]).size == (4 * 10 + 2, 4 * 10 + 2)  # 16 in a 4 x 4 grid
+    for rec in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()):  # evaluate's unit
+        assert rec["unit"] == "bits/pixel" and rec["K_bits"] == pytest.approx(rec["K_bits_per_dim"])
     capsys.readouterr()
     assert cli.main(["evaluate", str(run), "--json", "--device", "cpu"]) == 0
     r = json.loads(capsys.readouterr().out)

@@ -90,8 +90,7 @@ def report(
         x = dequantize(x, ds.scaling.scale, torch.Generator().manual_seed(1))
     terms, per_t = evaluate_bound(model, x, exact, batch, device=device, draws=draws)
     d = dims(ds.spec.shape)
-    # bits/pixel (P Table 1): per pixel, colour channels summed; every other unit is per example
-    per = dims(ds.spec.shape[1:]) if ds.spec.unit == "bits/pixel" else 1
+    per = ds.spec.units_per_example
     K, K_se = mean_and_stderr(to_bits(terms.K) / per)
     gap_to_null, gap_se = mean_and_stderr(to_bits(terms.K - terms.log_null) / per)
     L_null, _ = mean_and_stderr(to_bits(terms.log_null) / per)

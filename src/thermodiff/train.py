@@ -149,7 +149,8 @@ def train(
             k_mean = dist.mean_over_ranks(sum(v.item() for v in window) / len(window))
             record = {
                 "step": step + 1,
-                "K_bits": to_bits(k_mean),
+                "K_bits": to_bits(k_mean) / ds.spec.units_per_example,  # evaluate's unit
+                "unit": ds.spec.unit,
                 "K_bits_per_dim": to_bits(k_mean) / d,
                 "lr": lr,
                 "seconds": round(time.time() - t0, 3),

@@ -1,8 +1,8 @@
 """8-bit image data sets (P 3.2): MNIST (IDX files) and image folders; CIFAR-10 in cifar.py.
 
 Loaders return uint8 tensors (N, C, H, W). `image_dataset` is the one place where they become model-space
-data: the 0..255 values as float64, shifted by the training mean of each dimension and multiplied by one
-global constant to unit variance (Scaling.fit). Dequantization is left to training and evaluation.
+data: the 0..255 values as float64, shifted and scaled by one global pair to zero mean and unit variance
+(Scaling.fit). Dequantization is left to training and evaluation.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ def image_dataset(x_train: Tensor, x_test: Tensor) -> Dataset:
             f"train images are {tuple(x_train.shape[1:])} but test images {tuple(x_test.shape[1:])}"
         )
     raw_train, raw_test = x_train.to(torch.float64), x_test.to(torch.float64)
-    if raw_train.std() == 0:
-        raise DataError("every training pixel has the same value: nothing to scale to unit variance")
     scaling = Scaling.fit(raw_train)
     spec = DataSpec(tuple(x_train.shape[1:]), "image8", "bits/pixel")
     return Dataset(scaling.apply(raw_train), scaling.apply(raw_test), spec, scaling, None)
