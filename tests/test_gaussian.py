@@ -11,7 +11,7 @@ import torch
 
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import EpsReverse, PaperReverse
-from thermodiff.diffusion.schedules import make_schedule, paper_betas
+from thermodiff.diffusion.schedules import log_snr_betas, make_schedule, paper_betas
 
 F64 = torch.float64
 EXACT = 1e-12
@@ -192,6 +192,17 @@ def test_paper_schedule_alpha_bar_T_is_one_over_T(T: int) -> None:
     assert betas[T].item() == 0.5
     k = GaussianKernel(betas)
     assert math.exp(k.log_alpha_bar[T].item()) == pytest.approx((1 - 1e-3) / T, rel=1e-10)
+
+
+def test_log_snr_schedule_is_linear_in_log_snr() -> None:
+    """log(abar_t / (1 - abar_t)) runs linearly from log((1 - b1)/b1) at t = 1 to log(abar_T/(1 - abar_T))
+    at t = T (VDM); float64 throughout, so the residual from the line is rounding (1e-9 absolute)."""
+    T, b1 = 1000, 1e-4
+    k = GaussianKernel(log_snr_betas(T, b1))
+    lab = k.log_alpha_bar[1:]
+    lam = lab - torch.log(-torch.expm1(lab))
+    line = torch.linspace(math.log((1 - b1) / b1), math.log(1e-4 / (1 - 1e-4)), T, dtype=F64)
+    assert (lam - line).abs().max().item() < 1e-9
 
 
 def test_prior_term_vanishes_with_T() -> None:

@@ -37,8 +37,8 @@ def cosine_betas(T: int, beta_1: float, s: float = 0.008) -> Tensor:
 def log_snr_betas(T: int, beta_1: float, alpha_bar_T: float = 1e-4) -> Tensor:
     """log SNR_t = log(alpha_bar_t / (1 - alpha_bar_t)) linear in t from step 1 (beta_1) to T
     (alpha_bar_T): noise variances evenly spaced in log, as VDM's schedule starts (Kingma et al. 2021)."""
-    lam = torch.linspace(math.log((1 - beta_1) / beta_1), math.log(alpha_bar_T / (1 - alpha_bar_T)), T)
-    log_alpha_bar = torch.nn.functional.logsigmoid(lam.to(torch.float64))
+    lo, hi = math.log((1 - beta_1) / beta_1), math.log(alpha_bar_T / (1 - alpha_bar_T))
+    log_alpha_bar = torch.nn.functional.logsigmoid(torch.linspace(lo, hi, T, dtype=torch.float64))
     log_alpha_bar = torch.cat([torch.zeros(1, dtype=torch.float64), log_alpha_bar])
     betas = -torch.expm1(log_alpha_bar[1:] - log_alpha_bar[:-1])
     betas[0] = beta_1
