@@ -39,7 +39,13 @@ from thermodiff.train import ema_update, negative_bound, trainable
 
 SHAPE = (3, 32, 32)
 T = 1000
-DDPM = [f"diffusion.T={T}", "diffusion.schedule=linear", "diffusion.beta_1=1e-4", "diffusion.beta_max=0.02"]
+DDPM = [
+    "data.name=cifar10",
+    f"diffusion.T={T}",
+    "diffusion.schedule=linear",
+    "diffusion.beta_1=1e-4",
+    "diffusion.beta_max=0.02",
+]
 DDPM += ["diffusion.parameterization=eps", "diffusion.variance=small", "model.net=unet", "model.base=128"]
 DDPM += ["model.mults=1,2,2,2", "model.num_res_blocks=2", "model.attn_resolutions=16", "model.dropout=0.1"]
 TARGETS = {"train_128": 2.0, "train_512": 1.5, "sample_128": 4.0}  # thermodiff / diffusers, issue

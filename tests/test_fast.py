@@ -82,6 +82,7 @@ def test_adamw_and_state_across_devices() -> None:
 def _unet_model(*extra: str):
     over = ["model.net=unet", "model.base=32", "model.mults=1,2", "model.attn_resolutions=8"]
     over += ["diffusion.parameterization=eps", "diffusion.variance=small", "model.dropout=0.0", *extra]
+    over += ["data.name=cifar10"]  # an image data set for an image network (3 x 16 x 16 below)
     model = build_model(with_overrides(Config(), over), (3, 16, 16))
     model.net.conv_out.reset_parameters()  # zero-initialised: give the comparison something to compare
     return model

@@ -110,8 +110,8 @@ def test_binarized_mnist_missing_file(tmp_path: Path) -> None:
 def test_binarized_mnist_missing_file_exits_with_one_line(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "absent.npz"
     code = cli.main(
-        ["train", "heartbeat", "--out", str(tmp_path / "run"), "--quiet"]
-        + ["--set", "data.name=binarized_mnist", "--set", f"data.path={missing}"]
+        ["train", "binarized_mnist", "--out", str(tmp_path / "run"), "--quiet"]
+        + ["--set", f"data.path={missing}"]
     )
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and str(missing) in err and "Traceback" not in err

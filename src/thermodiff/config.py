@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,8 @@ def from_dict(d: dict[str, Any]) -> Config:
     for name, values in d.items():
         if name not in sections:
             raise ConfigError(f"unknown config section [{name}] (known: {', '.join(sections)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [{name}] must be a table")
         cls = type(getattr(Config(), name))
         known = {f.name: f for f in fields(cls)}
         for key in values:
@@ -145,24 +148,37 @@ def from_dict(d: dict[str, Any]) -> Config:
 
 
 def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    """A TOML, JSON or --set (string) value -> the field's type; a bool is not a number, nor 1 a bool."""
     default = f.default
     try:
+        if isinstance(value, bool) != isinstance(default, bool) and not isinstance(value, str):
+            raise TypeError  # TOML `steps = true` (1) or `exact = 1`
         if isinstance(default, bool):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise ValueError
                 return value.lower() in ("true", "1")
-            return bool(value)
+            return value
         if isinstance(default, int):
-            number = float(value) if isinstance(value, str) else value
+            number = _number(value) if isinstance(value, str) else value
             if isinstance(number, float) and not number.is_integer():
                 raise ValueError
             return int(number)
         if isinstance(default, float):
             return float(value)
-        return str(value)
-    except (TypeError, ValueError):
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where} = {value!r} is not a valid {type(default).__name__}") from None
+
+
+def _number(text: str) -> int | float:
+    """'7' -> 7 (exact, however large), '1e3' -> 1000.0."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _parse_override(text: str) -> tuple[str, str, str]:
@@ -196,7 +212,9 @@ def load_toml(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) ->
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     for text in overrides:
         section, name, value = _parse_override(text)
-        raw.setdefault(section, {})[name] = value
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+        raw[section][name] = value
     return from_dict(raw)
 
 
@@ -211,7 +229,17 @@ def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Confi
     return from_dict(d)
 
 
+# the kind of example each data set gives (thermodiff.data.DATASETS) and each network takes (nets.build_net)
+_DATA_KIND = dict.fromkeys(("swiss_roll", "gaussian", "heartbeat"), "vectors") | dict.fromkeys(
+    ("binarized_mnist", "mnist", "cifar10", "image_folder", "dead_leaves", "bark"), "images"
+)
+_NET_KIND = dict.fromkeys(("mlp", "paper_mlp", "rbf"), "vectors") | dict.fromkeys(
+    ("paper_image", "unet"), "images"
+)
+
 _CHOICES = {
+    ("data", "name"): tuple(_DATA_KIND),
+    ("model", "net"): tuple(_NET_KIND),
     ("diffusion", "kernel"): ("gaussian", "binomial"),
     ("diffusion", "first_step"): ("fixed", "learned"),
     ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
@@ -221,6 +249,47 @@ _CHOICES = {
     ("train", "precision"): ("fp32", "bf16"),
     ("train", "task"): ("diffusion", "classifier", "clean_classifier"),
 }
+
+_WIDTH = 65_536  # most units, channels or features in one layer (wider fails to allocate)
+_COUNT = 1_000  # most layers, blocks, scales or bumps
+# Allowed interval -> the fields it bounds; "[" and "]" closed, "(" and ")" open, and NaN and inf are
+# never inside. diffusion.T: torch.multinomial (each example's t) takes at most 2**24 categories.
+_RANGES = {
+    "(0, inf)": "data.sigma data.r_min data.r_max model.fourier_scale train.lr",
+    "[0, inf)": "train.steps train.lr_final train.warmup train.weight_decay "
+    "train.grad_clip train.sample_every",  # grad_clip 0: no clipping; sample_every 0: never
+    "[1, inf)": "data.n_train data.n_test train.batch train.log_every train.ckpt_every eval.n eval.batch",
+    "(0, 1)": "data.holdout diffusion.beta_1 diffusion.beta_max",
+    "[0, 1)": "model.dropout train.ema",
+    "[-2**63, 2**63)": "data.seed train.seed",  # torch seeds may be negative (train.step_seed)
+    "[2, 100000]": "diffusion.T",
+    f"[1, {_WIDTH}]": "data.image_size model.hidden model.rbf_units model.conv_channels model.dense_hidden "
+    "model.dense_out model.pixel_hidden model.heads",
+    f"[0, {_WIDTH}]": "data.resize model.fourier",
+    f"[2, {_WIDTH}]": "model.time_embed model.base",  # sinusoidal t embeddings: 1 feature carries no t
+    f"[1, {_COUNT}]": "model.layers model.n_scales model.n_bumps",
+    f"[0, {_COUNT}]": "model.conv_layers model.dense_layers model.pixel_layers model.num_res_blocks",
+}
+
+
+def _bound(text: str) -> float:
+    """'0.5', 'inf' or '2**63' -> a number."""
+    base, _, exponent = text.partition("**")
+    return float(base) ** int(exponent) if exponent else float(base)
+
+
+def _within(value: float, interval: str) -> bool:
+    """Whether value lies in an interval written '[0, 1)' or '(0, inf)'; NaN and inf never do."""
+    lo, hi = (_bound(s.strip()) for s in interval[1:-1].split(","))
+    above = value > lo if interval[0] == "(" else value >= lo
+    below = value < hi if interval[-1] == ")" else value <= hi
+    return (isinstance(value, int) or math.isfinite(value)) and above and below
+
+
+def _int_list(text: str) -> tuple[int, ...] | None:
+    """'1,2,2' -> (1, 2, 2), '' -> (); None unless every item is a non-negative integer."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    return tuple(int(s) for s in items) if all(s.isascii() and s.isdigit() for s in items) else None
 
 
 # which parameterizations each kernel takes ("bernoulli": older binomial runs' name for "paper")
@@ -233,11 +302,16 @@ def validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
             raise ConfigError(f"{section}.{name} = {value!r} is not one of {', '.join(choices)}")
-    d, t = cfg.diffusion, cfg.train
+    for interval, keys in _RANGES.items():
+        for key in keys.split():
+            section, name = key.split(".")
+            value = getattr(getattr(cfg, section), name)
+            if not _within(value, interval):
+                raise ConfigError(f"{key} = {value!r} must lie in {interval}")
+    d, t, m = cfg.diffusion, cfg.train, cfg.model
+    mults, net_kind, data_kind = _int_list(m.mults), _NET_KIND[m.net], _DATA_KIND[cfg.data.name]
+    nets = [n for n, kind in _NET_KIND.items() if kind == data_kind]
     checks = [
-        (d.T >= 2, "diffusion.T must be at least 2"),
-        (0.0 < d.beta_1 < 1.0, "diffusion.beta_1 must lie in (0, 1)"),
-        (0.0 < d.beta_max < 1.0, "diffusion.beta_max must lie in (0, 1)"),
         (
             d.first_step == "fixed" or d.kernel == "binomial",
             "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
@@ -247,27 +321,34 @@ def validate(cfg: Config) -> None:
             f"diffusion.parameterization = '{d.parameterization}' does not apply to the {d.kernel} kernel "
             "(gaussian: paper, eps; binomial: paper, offset)",
         ),
-        (cfg.data.sigma > 0.0, "data.sigma must be positive"),
         (
-            cfg.data.n_train >= 1 and cfg.data.n_test >= 1,
-            "data.n_train and data.n_test must be >= 1",
+            cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0,
+            "data.p_bar must lie in (0, 1), or be -1 (the training-data mean)",
         ),
-        (cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0, "data.p_bar must lie in (0, 1)"),
-        (cfg.data.image_size >= 1 and cfg.data.resize >= 0, "data.image_size must be >= 1, data.resize >= 0"),
-        (0.0 < cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
-        (0.0 < cfg.data.holdout < 1.0, "data.holdout must lie in (0, 1)"),
-        (t.steps >= 0, "train.steps must be >= 0"),
+        (cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
         (
             not d.from_run or t.task != "diffusion",
             "diffusion.from_run is only for train.task = classifier or clean_classifier",
         ),
-        (t.batch >= 1, "train.batch must be >= 1"),
-        (t.lr > 0.0, "train.lr must be positive"),
-        (0.0 <= t.ema < 1.0, "train.ema must lie in [0, 1)"),
-        (t.log_every >= 1 and t.ckpt_every >= 1, "train.log_every and ckpt_every must be >= 1"),
-        (t.sample_every >= 0, "train.sample_every must be >= 0 (0 = never)"),
-        (cfg.model.hidden >= 1 and cfg.model.layers >= 1, "model.hidden and layers must be >= 1"),
-        (cfg.eval.n >= 1 and cfg.eval.batch >= 1, "eval.n and eval.batch must be >= 1"),
+        (t.lr_final <= t.lr, f"train.lr_final = {t.lr_final!r} must be <= train.lr = {t.lr!r}"),
+        (
+            bool(mults) and all(1 <= v <= _WIDTH // m.base for v in mults),
+            f"model.mults = {m.mults!r} must be comma-separated integers >= 1, "
+            f"with model.base * each <= {_WIDTH}",
+        ),
+        (
+            _int_list(m.attn_resolutions) is not None,
+            f"model.attn_resolutions = {m.attn_resolutions!r} must be comma-separated integers, or ''",
+        ),
+        (
+            m.net != "paper_image" or m.conv_layers > 0 or m.dense_layers > 0,
+            "model.conv_layers and model.dense_layers are both 0: paper_image needs one pathway",
+        ),
+        (  # classifier tasks build their own network (model.base, mults, num_res_blocks)
+            t.task != "diffusion" or net_kind == data_kind,
+            f"model.net = {m.net!r} takes {net_kind}; data.name = {cfg.data.name!r} gives {data_kind}: "
+            f"use {' or '.join([', '.join(nets[:-1]), nets[-1]])}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
