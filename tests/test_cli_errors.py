@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_tiny_cfg
 from PIL import Image
 
 from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
@@ -328,3 +329,153 @@ def test_parameterization_must_fit_the_kernel() -> None:
             load_toml(config, [f"diffusion.parameterization={bad}"])
     for config, good in (("heartbeat", "offset"), ("heartbeat", "paper"), ("swiss_roll", "eps")):
         assert load_toml(config, [f"diffusion.parameterization={good}"]).diffusion.parameterization == good
+
+
+# --- resume: a damaged or mismatched run is refused before anything changes --------------------------
+
+
+def _meta_edit(**fields):
+    def damage(run: Path) -> None:
+        path = latest_checkpoint(run) / "meta.json"
+        meta = json.loads(path.read_text())
+        meta.update(fields)
+        path.write_text(json.dumps(meta))
+
+    damage.__name__ = f"meta_{'_'.join(fields)}"
+    return damage
+
+
+def _meta_is_a_list(run: Path) -> None:
+    (latest_checkpoint(run) / "meta.json").write_text("[1]")
+
+
+def _latest_not_text(run: Path) -> None:
+    (run / "checkpoints" / "LATEST").write_bytes(b"\xff\xfe")
+
+
+def _state_edit(change):
+    def damage(run: Path) -> None:
+        path = latest_checkpoint(run) / "train_state.pt"
+        torch.save(change(torch.load(path, weights_only=True)), path)
+
+    return damage
+
+
+def _config_json(text: str):
+    def damage(run: Path) -> None:
+        (run / "config.json").write_text(text)
+
+    return damage
+
+
+RESUME_DAMAGE = {
+    "negative step": _meta_edit(step=-1),
+    "step not a number": _meta_edit(step="abc"),
+    "config not an object": _meta_edit(config=[1]),
+    "meta a list": _meta_is_a_list,
+    "LATEST not text": _latest_not_text,
+    "empty train state": _state_edit(lambda s: {}),
+    "train state a list": _state_edit(lambda s: [1, 2]),
+    "optimizer state None": _state_edit(lambda s: {**s, "optimizer": None}),
+    "config.json not JSON": _config_json("{not json"),
+    "config.json a list": _config_json("[]"),
+}
+
+
+@pytest.mark.parametrize("damage", RESUME_DAMAGE.values(), ids=RESUME_DAMAGE.keys())
+def test_resume_of_a_damaged_run(run_cli, tiny_run: Path, tmp_path: Path, damage) -> None:
+    """One line, and nothing changed: metrics.jsonl in particular is not truncated first."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    damage(run)
+    before = snapshot(tmp_path)
+    args = ("train", "swiss_roll", "--out", str(run), "--resume", "--set", "train.steps=40", "--quiet")
+    assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "args,mentions",
+    [
+        (("train", "heartbeat", "--resume"), "data.name"),  # another experiment's config
+        (("train", "swiss_roll", "--resume", "--set", "diffusion.T=99"), "diffusion.T = 99"),
+        (("train", "swiss_roll"), "already holds a run"),  # fresh, without LATEST: still a run
+    ],
+)
+def test_a_run_is_not_taken_over(run_cli, tiny_run: Path, tmp_path: Path, args, mentions: str) -> None:
+    """A resume whose config names another experiment or overrides a saved value, or a fresh run
+    into a directory holding checkpoints without LATEST, is refused; nothing changes."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "checkpoints" / "LATEST").unlink()
+    if "--resume" in args:  # a complete run for the resume cases
+        shutil.rmtree(run)
+        shutil.copytree(tiny_run, run)
+    before = snapshot(tmp_path)
+    line = assert_one_line_error(run_cli(*args, "--out", str(run), "--quiet", cwd=tmp_path))
+    assert mentions in line
+    assert snapshot(tmp_path) == before
+
+
+def test_a_torn_metrics_line_is_dropped_on_resume(tiny_run: Path, tmp_path: Path) -> None:
+    """A run killed mid-write leaves half a JSON line; resume drops it and the log reads cleanly."""
+    from thermodiff.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3')
+    train(make_tiny_cfg("train.steps=40"), run, resume=True)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40]
+
+
+def test_outputs_that_cannot_be_written_are_refused_first(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    """sample --out a directory, eval.json a directory, train --out a file: one line before any work."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (tmp_path / "dir.png").mkdir()
+    (run / "eval.json").mkdir()
+    (tmp_path / "afile").write_text("keep")
+    before = snapshot(tmp_path)
+    for args, mentions in (
+        (("sample", str(run), "--out", str(tmp_path / "dir.png")), "is a directory"),
+        (("evaluate", str(run), "--n", "20"), "eval.json"),
+        (("train", "swiss_roll", "--out", str(tmp_path / "afile")), "is a file"),
+        (("evaluate", str(run), "--n", "-5"), "--n"),
+    ):
+        assert mentions in assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+def test_checkpoint_files_have_ordinary_permissions(tiny_run: Path) -> None:
+    """Every checkpoint file is readable as any file the user writes (mkstemp and safetensors: 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in latest_checkpoint(tiny_run).iterdir():
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name
+
+
+def test_nan_weights_are_refused(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    tensors = load_file(latest_checkpoint(run) / "weights.safetensors")
+    name = next(k for k in tensors if k.startswith("ema.net."))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, latest_checkpoint(run) / "weights.safetensors")
+    before = snapshot(tmp_path)
+    for args in (("evaluate", str(run), "--n", "20"), ("sample", str(run), "--n", "4")):
+        assert name in assert_one_line_error(run_cli(*args, cwd=tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+def test_divergence_stops_training_before_a_checkpoint(tmp_path: Path) -> None:
+    """lr = 1e30 blows the weights up in a step; the first log raises, no NaN checkpoint is written."""
+    from thermodiff.errors import ThermodiffError
+    from thermodiff.train import train
+
+    with pytest.raises(ThermodiffError, match="diverged"):
+        train(make_tiny_cfg("train.lr=1e30", "train.lr_final=0", "train.warmup=0"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

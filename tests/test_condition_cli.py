@@ -15,7 +15,7 @@ from PIL import Image
 from thermodiff.checkpoint import latest_checkpoint
 from thermodiff.classifier import accuracy, load_classifier
 from thermodiff.cli import main
-from thermodiff.config import from_dict
+from thermodiff.config import DataConfig, from_dict
 from thermodiff.data import load_dataset
 from thermodiff.data.binary import data_root
 from thermodiff.data.images import write_idx
@@ -173,6 +173,7 @@ def test_bad_inputs_one_line_error_no_output(runs, tmp_path: Path, capsys) -> No
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "big.png")
     Image.fromarray(np.full((6, 6), 255, np.uint8)).save(tmp_path / "m6.png")
     np.save(tmp_path / "m3.npy", np.ones((3, S, S)))
+    Image.fromarray(np.full((S, S), 65535, np.uint16)).save(tmp_path / "m16.png")
     run, out = str(runs["model"]), str(tmp_path / "out" / "o.png")
     cases = [
         (("inpaint", run, "--input", str(tmp_path / "ok.png"), "--mask", str(tmp_path / "m6.png")), "6x6"),
@@ -185,11 +186,28 @@ def test_bad_inputs_one_line_error_no_output(runs, tmp_path: Path, capsys) -> No
         (("sample", run, "--guide", "7", "--classifier", str(runs["clf"])), "class 7"),
         (("sample", run, "--guide", "1", "--classifier", str(runs["other_clf"])), "noise schedule"),
         (("sample", run, "--guide", "1", "--classifier", run), "classifier"),
+        (
+            ("inpaint", run, "--input", str(tmp_path / "ok.png"), "--mask", str(tmp_path / "m16.png")),
+            "16-bit",
+        ),
+        (("sample", str(runs["clf"])), "not a diffusion model"),
+        (("sample", run, "--guide", "1", "--scale", "nan", "--classifier", str(runs["clf"])), "--scale"),
+        (("denoise", run, "--input", str(tmp_path / "ok.png"), "--noise-std", "inf"), "--noise-std"),
+        (("sample", run, "--n", "0"), "--n"),
+        (("sample", run, "--seed", str(2**70)), "--seed"),
     ]
     for args, mentions in cases:
         line = one_line_error(*cli(*args, "--out", out, capsys=capsys))
         assert mentions in line, line
         assert not (tmp_path / "out").exists()
+    (tmp_path / "out" / "o_panel.png").mkdir(parents=True)  # where the panel would go: refused first
+    line = one_line_error(
+        *cli("denoise", run, "--input", str(tmp_path / "ok.png"), "--out", out, capsys=capsys)
+    )
+    assert "o_panel.png" in line and not (tmp_path / "out" / "o.png").exists()
+    line = one_line_error(*cli("evaluate", str(runs["clf"]), capsys=capsys))
+    assert "not a diffusion model" in line
+    assert "--device" in one_line_error(main(["sample", run, "--device", "banana"]), capsys.readouterr().err)
 
 
 def test_classifier_resume_equals_uninterrupted(runs, tmp_path: Path) -> None:
@@ -236,7 +254,6 @@ def test_clean_classifier_and_config_errors(runs, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (data_root() / "mnist").is_dir(), reason="shared/data/mnist not found")
 def test_mnist_labels() -> None:
-    cfg = from_dict({"data": {"name": "mnist", "n_train": 100, "n_test": 50}})
-    ds = load_dataset(cfg.data)
+    ds = load_dataset(DataConfig(name="mnist", n_train=100, n_test=50))
     assert ds.labels_train.shape == (100,) and ds.labels_test.shape == (50,)
     assert ds.labels_train.dtype == torch.int64 and set(ds.labels_test.tolist()) <= set(range(10))

@@ -11,6 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,24 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from thermodiff.errors import CheckpointError
+from thermodiff.errors import CheckpointError, first_line
 
 FORMAT = "thermodiff-checkpoint-1"
 KEEP = 2
+
+
+def check_writable(path: Path | str) -> Path:
+    """A file about to be written: not a directory, and the first existing folder above it writable.
+    Checked before the work that produces it, so a bad path costs nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write {path}: it is a directory")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"cannot write {path}: {folder} is not a writable folder")
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -71,6 +88,8 @@ def save_checkpoint(
         (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "step": step, **meta}, indent=1))
         if train_state is not None:
             torch.save(train_state, tmp / "train_state.pt")
+        for f in tmp.iterdir():  # readable by others as any file the user writes (safetensors: 0600)
+            os.chmod(f, 0o666 & ~_umask())
         final = root / name
         if final.exists():
             shutil.rmtree(final)
@@ -92,9 +111,13 @@ def latest_checkpoint(run_dir: Path) -> Path:
     pointer = run_dir / "checkpoints" / "LATEST"
     if not pointer.is_file():
         raise CheckpointError(f"{run_dir} has no checkpoint (missing checkpoints/LATEST)")
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoints/LATEST names {path.name}, which does not exist")
+    try:
+        name = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{pointer} is unreadable ({first_line(e)})") from None
+    path = run_dir / "checkpoints" / name
+    if not name.startswith("step_") or "/" in name or not path.is_dir():
+        raise CheckpointError(f"checkpoints/LATEST names {name!r}, which does not exist in {run_dir}")
     return path
 
 
@@ -103,25 +126,41 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError(f"{path}/meta.json is missing or corrupt ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}/meta.json is not a {FORMAT} file")
+    step = meta.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path}/meta.json: step must be an integer >= 0, not {step!r}")
+    if not isinstance(meta.get("config", {}), dict):
+        raise CheckpointError(f"{path}/meta.json: config must be a JSON object")
     try:
         tensors = load_file(path / "weights.safetensors")
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"{path}/weights.safetensors is missing or corrupt ({_first_line(e)})"
-        ) from None
+        raise CheckpointError(f"{path}/weights.safetensors is missing or corrupt ({first_line(e)})") from None
     state = None
     if with_train_state:
         try:
-            state = torch.load(path / "train_state.pt", weights_only=True, map_location="cpu")
+            with warnings.catch_warnings():  # torch warns about refused pickles; the error says it
+                warnings.simplefilter("ignore")
+                state = torch.load(path / "train_state.pt", weights_only=True, map_location="cpu")
+            if not isinstance(state, dict):
+                raise TypeError("not a dictionary")
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file
             raise CheckpointError(
                 f"{path}/train_state.pt is missing or corrupt ({type(e).__name__})"
             ) from None
     return tensors, meta, state
+
+
+@contextmanager
+def must_fit(path: Path) -> Iterator[None]:
+    """Loading a checkpoint into a run: a tensor or state that does not fit it is one CheckpointError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        raise CheckpointError(f"{path} does not fit this run ({first_line(e)})") from None
 
 
 def generator_state(gen: torch.Generator) -> dict:
@@ -142,10 +181,5 @@ def restore_generator(gen: torch.Generator, state: dict) -> None:
         gen.set_state(state["generator"])
     except RuntimeError as e:  # a state without its device type, written on another device
         raise CheckpointError(
-            f"this run's random stream does not fit a {gen.device.type} generator ({_first_line(e)})"
+            f"this run's random stream does not fit a {gen.device.type} generator ({first_line(e)})"
         ) from None
-
-
-def _first_line(e: Exception) -> str:
-    """An exception as one line of an error message (CLI errors are one line)."""
-    return str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -25,6 +25,7 @@ from thermodiff.checkpoint import (
     generator_state,
     latest_checkpoint,
     load_checkpoint,
+    must_fit,
     restore_generator,
     save_checkpoint,
 )
@@ -32,7 +33,7 @@ from thermodiff.config import Config, from_dict
 from thermodiff.data import DataSpec, Scaling, dequantize, load_dataset
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.schedules import make_schedule
-from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError
+from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError, first_line
 from thermodiff.nets import _ints
 from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
@@ -191,15 +192,11 @@ def train_classifier(
     progress: bool = False,
 ) -> Path:
     """Minimise cross-entropy of p(y | x_t, t), t ~ U{0..T} (clean: t = 0) (ADM 4.1); EMA; checkpoints."""
-    from thermodiff.train import _check_resume_config, _progress, _truncate_metrics, ema_update, learning_rate
+    from thermodiff.train import _progress, _truncate_metrics, ema_update, learning_rate
 
     run_dir = Path(run_dir)
     if cfg.train.task not in TASKS:
         raise ConfigError(f"train.task = {cfg.train.task!r} is not a classifier task ({', '.join(TASKS)})")
-    if resume:
-        cfg = _check_resume_config(run_dir, cfg)
-    elif (run_dir / "checkpoints" / "LATEST").exists():
-        raise ConfigError(f"{run_dir} already holds a run: pass --resume or choose another --out")
     betas, scaling, spec = _forward_setup(cfg)
     x_train, labels, scaling, spec, n_classes = _data(cfg, scaling, spec)
     kernel = GaussianKernel(betas.to(device))
@@ -209,12 +206,14 @@ def train_classifier(
     gen = torch.Generator(device).manual_seed(cfg.train.seed)
     start = 0
     if resume:
-        tensors, meta, state = load_checkpoint(latest_checkpoint(run_dir), with_train_state=True)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
-        opt.load_state_dict(state["optimizer"])
-        restore_generator(gen, state)
-        start = int(meta["step"])
+        path = latest_checkpoint(run_dir)
+        tensors, meta, state = load_checkpoint(path, with_train_state=True)
+        with must_fit(path):
+            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
+            opt.load_state_dict(state["optimizer"])
+            restore_generator(gen, state)
+        start = meta["step"]
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
@@ -288,7 +287,7 @@ def load_classifier(run_dir: Path, device: str = "cpu", ema: bool = True) -> Cla
         net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         betas = tensors["schedule.betas"].to(torch.float64)
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise CheckpointError(f"{run_dir}: not a usable classifier run ({msg})") from None
     net.to(device).eval()
     return Classifier(net, betas.to(device), scaling, spec, int(meta["n_classes"]), meta["task"])

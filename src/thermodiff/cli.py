@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -16,9 +17,29 @@ def _device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ThermodiffError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ThermodiffError("--device cuda asked for, but no CUDA device is available")
     return name
+
+
+# Numeric arguments and what each must be (checked once, for every command that has it).
+_ARG_RULES = {
+    "n": (lambda v: v >= 1, "an integer >= 1"),
+    "draws": (lambda v: v >= 1, "an integer >= 1"),
+    "parzen_samples": (lambda v: v >= 1, "an integer >= 1"),
+    "seed": (lambda v: -(2**63) <= v < 2**64, "a 64-bit integer"),
+    "noise_std": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "scale": (math.isfinite, "a finite number"),
+}
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name, (ok, what) in _ARG_RULES.items():
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            raise ThermodiffError(f"--{name.replace('_', '-')} must be {what}, not {value}")
 
 
 def _default_out(config: str) -> Path:
@@ -34,7 +55,7 @@ def cmd_train(args) -> int:
     device = dist.init_from_env(_device(args.device))
     out = Path(args.out) if args.out else _default_out(args.config)
     try:
-        train(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
+        train(cfg, out, device=device, resume=args.resume, progress=not args.quiet, overrides=args.set)
         dist.barrier()  # no rank leaves while rank 0 still writes the last checkpoint
         main = dist.is_main()  # asked before shutdown, after which every process is "rank 0"
     finally:
@@ -81,13 +102,14 @@ def format_report(r: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from thermodiff.checkpoint import atomic_write_text
+    from thermodiff.checkpoint import atomic_write_text, check_writable
     from thermodiff.data import load_dataset
     from thermodiff.evaluate import report
     from thermodiff.run import load_run
 
     device = _device(args.device)
     cfg, model, _, _, step = load_run(Path(args.run), device)
+    out = check_writable(Path(args.run) / "eval.json")
     ds = load_dataset(cfg.data)
     exact = cfg.eval.exact if args.exact is None else args.exact
     ref = {
@@ -98,11 +120,13 @@ def cmd_evaluate(args) -> int:
         raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
     r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref, args.draws)
     r["step"] = step
+    if not math.isfinite(r["K_bits"]):
+        raise ThermodiffError(f"K = {r['K_bits']}: the bound is not finite for this model; nothing written")
     if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
         from thermodiff.parzen import parzen_report
 
         r.update(parzen_report(model, ds, args.parzen_samples, device=device))
-    atomic_write_text(Path(args.run) / "eval.json", json.dumps(r, indent=1))
+    atomic_write_text(out, json.dumps(r, indent=1))
     print(json.dumps(r) if args.json else format_report(r))
     return 0
 
@@ -112,15 +136,14 @@ def cmd_sample(args) -> int:
     import torch
 
     from thermodiff.checkpoint import atomic_write_bytes
+    from thermodiff.imageio import check_out
     from thermodiff.plots import image_grid, scatter
     from thermodiff.run import load_run
     from thermodiff.sample import data_box, sample
 
     device = _device(args.device)
     _, model, spec, scaling, _ = load_run(Path(args.run), device)
-    out = Path(args.out) if args.out else Path(args.run) / "samples" / f"samples_seed{args.seed}.png"
-    if out.suffix not in (".png", ".npy"):
-        raise ThermodiffError(f"--out must end in .png or .npy, got {out.name}")
+    out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
     mults = [] if args.no_clip else data_box(model, spec, scaling)
@@ -131,6 +154,8 @@ def cmd_sample(args) -> int:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
         mults += guidance(args.classifier, args.guide, args.scale, model, scaling, device)
     x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
+    if not torch.isfinite(x).all():
+        raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
     x = scaling.invert(x.cpu()) if spec.kind in ("continuous", "image8") else x.cpu()  # data units
     if out.suffix == ".npy":
         import io
@@ -240,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = e.add_mutually_exclusive_group()
     g.add_argument("--exact", dest="exact", action="store_true", default=None, help="all t")
     g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
-    e.add_argument("--n", type=int, default=0, help="number of examples (default: eval.n)")
+    e.add_argument("--n", type=int, help="number of examples (default: eval.n)")
     e.add_argument("--draws", type=int, default=1, help="--stochastic: uniform t per example, averaged")
     e.add_argument("--json", action="store_true")
     e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
@@ -274,9 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_args(args)
         return args.func(args)
     except ThermodiffError as e:
         print(f"thermodiff: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that cannot be read or written, a full disk
+        where = f": {e.filename}" if e.filename else ""
+        print(f"thermodiff: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("thermodiff: interrupted", file=sys.stderr)

@@ -15,3 +15,8 @@ class CheckpointError(ThermodiffError):
 
 class DataError(ThermodiffError):
     """A data file that is missing, unreadable, of the wrong shape, or contains NaNs."""
+
+
+def first_line(e: BaseException) -> str:
+    """An exception as one line of an error message (CLI errors are one line)."""
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from thermodiff.checkpoint import atomic_write_bytes
+from thermodiff.checkpoint import atomic_write_bytes, check_writable
 from thermodiff.data import DataSpec, Scaling
 from thermodiff.errors import DataError, ThermodiffError
 
@@ -29,13 +29,18 @@ def _fmt(shape) -> str:
 
 
 def check_out(path: Path | str) -> Path:
-    """An output path must end in .png or .npy; checked before any work is done."""
+    """An output path (and its panel's) must end in .png or .npy and be writable; checked before any
+    work is done."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ThermodiffError(f"--out must end in .png or .npy, got {path.name}")
-    if path.is_dir():
-        raise ThermodiffError(f"--out {path} is a directory")
-    return path
+    check_writable(panel_path(path))
+    return check_writable(path)
+
+
+def panel_path(out: Path) -> Path:
+    """Where a command's side-by-side figure goes: beside its output, `<stem>_panel.png`."""
+    return out.with_name(out.stem + "_panel.png")
 
 
 def is_image(spec: DataSpec) -> bool:
@@ -106,12 +111,9 @@ def read_mask(path: Path | str, spec: DataSpec, n: int) -> Tensor:
     if suffix == ".png":
         if not is_image(spec):
             raise ThermodiffError(f"{path.name}: a PNG mask needs an image run; this run models shape {S}")
-        try:
-            with Image.open(path) as im:
-                a = np.asarray(im.convert("L"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path.name}: not a readable image ({e})") from None
-        m = torch.from_numpy(a >= 128)
+        from thermodiff.data.images import decode_image  # 8 bits per channel, as inputs are
+
+        m = torch.from_numpy(decode_image(path, path.name).mean(axis=2) >= 128)
     elif suffix == ".npy":
         m = _read_npy(path)
         if not bool(((m == 0) | (m == 1)).all()):

@@ -78,7 +78,10 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     cfg = load_toml(config, overrides)
     out = Path(out)
     resume = (out / "checkpoints" / "LATEST").exists()
-    train(cfg, out, device=device, resume=resume, progress=progress)
+    every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
+    train(
+        cfg, out, device=device, resume=resume, progress=progress, overrides=every_field
+    )  # out holds this experiment or nothing
     cfg, model, _, _, step = load_run(out, device)
     ds = load_dataset(cfg.data)
     ref = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
 from thermodiff.config import Config, from_dict
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.diffusion.schedules import Schedule
-from thermodiff.errors import CheckpointError, ConfigError
+from thermodiff.errors import CheckpointError, ConfigError, first_line
 from thermodiff.model import DiffusionModel, build_model
 
 
@@ -40,9 +41,12 @@ def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
 
 
 def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
-    """The data spec and scaling saved in a checkpoint's meta (run_meta); KeyError if missing."""
-    spec = DataSpec(tuple(meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
-    return spec, Scaling(tuple(meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+    """The data spec and scaling saved in a checkpoint's meta (run_meta); KeyError/ValueError if bad."""
+    spec = DataSpec(tuple(int(n) for n in meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
+    scaling = Scaling(tuple(float(v) for v in meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
+    if len(scaling.shift) != math.prod(spec.shape) or not (0 < scaling.scale < math.inf):
+        raise ValueError(f"scaling does not fit data of shape {spec.shape}")
+    return spec, scaling
 
 
 def load_run(
@@ -50,6 +54,10 @@ def load_run(
 ) -> tuple[Config, DiffusionModel, DataSpec, Scaling, int]:
     """(config, model with EMA weights by default, data spec, scaling, step) from a run directory."""
     tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
+    train_cfg = meta.get("config", {}).get("train", {})
+    task = train_cfg.get("task", "diffusion") if isinstance(train_cfg, dict) else "diffusion"
+    if task != "diffusion":
+        raise CheckpointError(f"{run_dir} is a {task} run, not a diffusion model (use it as --classifier)")
     try:
         cfg = from_dict(meta["config"])
         spec, scaling = data_of(meta)
@@ -59,9 +67,14 @@ def load_run(
             {k[len(prefix) + 4 :]: v for k, v in tensors.items() if k.startswith(prefix + "net.")}
         )
         model.schedule.load_state_dict({"schedule.betas": tensors[prefix + "schedule.betas"]})
-    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({msg})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as e:
+        raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({first_line(e)})") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{run_dir}: the checkpoint's {bad[0]} holds NaN or infinite values")
+    betas = model.schedule.betas().detach()
+    if not ((betas[1:] > 0) & (betas[1:] <= 1)).all():
+        raise CheckpointError(f"{run_dir}: the checkpoint's noise schedule has betas outside (0, 1]")
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
-    return cfg, model, spec, scaling, int(meta["step"])
+    return cfg, model, spec, scaling, meta["step"]

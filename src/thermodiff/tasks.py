@@ -19,6 +19,7 @@ from thermodiff.errors import ThermodiffError
 from thermodiff.imageio import (
     check_out,
     is_image,
+    panel_path,
     read_data,
     read_mask,
     to_data,
@@ -98,11 +99,6 @@ def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name
     if out.suffix.lower() == ".png" and not is_image(spec):
         raise ThermodiffError(f"PNG output needs an image run; this run models shape {spec.shape}: use .npy")
     return out, model, spec, scaling, torch.Generator(device).manual_seed(seed)
-
-
-def panel_path(out: Path) -> Path:
-    """Where a command's side-by-side figure goes: beside its output, `<stem>_panel.png`."""
-    return out.with_name(out.stem + "_panel.png")
 
 
 def _finish(out: Path, result: Tensor, spec, columns: list[tuple[str, Tensor]]) -> list[Path]:

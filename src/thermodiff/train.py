@@ -12,7 +12,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,14 @@ from thermodiff.checkpoint import (
     generator_state,
     latest_checkpoint,
     load_checkpoint,
+    must_fit,
     restore_generator,
     save_checkpoint,
 )
 from thermodiff.config import Config, from_dict, replace_section
 from thermodiff.data import Dataset, dequantize, load_dataset
 from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
-from thermodiff.errors import ConfigError
+from thermodiff.errors import ConfigError, ThermodiffError, first_line
 from thermodiff.model import DiffusionModel, build_model, dims
 from thermodiff.run import model_tensors, p_bar_of, run_meta
 
@@ -86,18 +87,16 @@ def train(
     resume: bool = False,
     on_log: Callable[[dict], None] | None = None,
     progress: bool = False,
+    overrides: Sequence[str] = (),
 ) -> Path:
     """Train (or resume) the run in run_dir; returns run_dir. Writes config.json, metrics.jsonl,
-    checkpoints/."""
+    checkpoints/. overrides: the --set texts behind cfg; on resume each must agree with the run."""
+    run_dir = Path(run_dir)
+    cfg = config_for_run(run_dir, cfg, resume, overrides)
     if cfg.train.task != "diffusion":  # a noisy or clean classifier (classifier.py)
         from thermodiff.classifier import train_classifier
 
         return train_classifier(cfg, run_dir, device, resume, on_log, progress)
-    run_dir = Path(run_dir)
-    if resume:
-        cfg = _check_resume_config(run_dir, cfg)
-    elif (run_dir / "checkpoints" / "LATEST").exists():
-        raise ConfigError(f"{run_dir} already holds a run: pass --resume or choose another --out")
     ds = load_dataset(cfg.data)
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds))
     model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
@@ -147,6 +146,11 @@ def train(
             bar.update(1)
         if (step + 1) % cfg.train.log_every == 0 or step + 1 == cfg.train.steps:
             k_mean = dist.mean_over_ranks(sum(v.item() for v in window) / len(window))
+            if not math.isfinite(k_mean):  # before it is saved: the last checkpoint stays good
+                raise ThermodiffError(
+                    f"training diverged: K = {k_mean} by step {step + 1} (lower train.lr?); "
+                    f"the last checkpoint in {run_dir} is kept"
+                )
             record = {
                 "step": step + 1,
                 "K_bits": to_bits(k_mean) / ds.spec.units_per_example,  # evaluate's unit
@@ -190,6 +194,8 @@ def _progress(start: int, total: int, enabled: bool):
 
 def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) -> None:
     dist.check_in_sync(trainable(model) + list(ema_net.parameters()) + ema_sched)
+    if not all(torch.isfinite(p).all() for p in trainable(model)):  # e.g. between two log steps
+        raise ThermodiffError(f"training diverged: NaN or infinite weights at step {step}; not saved")
     if not dist.is_main():
         return
     tensors = model_tensors(model.net, model.schedule)
@@ -206,35 +212,66 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
 
 
 def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
-    tensors, meta, state = load_checkpoint(latest_checkpoint(run_dir), with_train_state=True)
-    model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
-    model.schedule.load_state_dict({"schedule.betas": tensors["schedule.betas"]})
-    with torch.no_grad():
-        for p, saved in zip(model.schedule.parameters(), state["schedule_logits"], strict=True):
-            p.copy_(saved)
-        for p, saved in zip(ema_sched, state["ema_schedule"], strict=True):
-            p.copy_(saved)
-    opt.param_groups[0]["params"] = trainable(model)
-    fast.load_optimizer_state(opt, state["optimizer"])  # keeps this device's fused/foreach choice
-    restore_generator(gen, state)
-    return int(meta["step"])
+    path = latest_checkpoint(run_dir)
+    tensors, meta, state = load_checkpoint(path, with_train_state=True)
+    with must_fit(path):
+        model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
+        model.schedule.load_state_dict({"schedule.betas": tensors["schedule.betas"]})
+        with torch.no_grad():
+            for p, saved in zip(model.schedule.parameters(), state["schedule_logits"], strict=True):
+                p.copy_(saved)
+            for p, saved in zip(ema_sched, state["ema_schedule"], strict=True):
+                p.copy_(saved)
+        opt.param_groups[0]["params"] = trainable(model)
+        fast.load_optimizer_state(opt, state["optimizer"])  # keeps this device's fused/foreach choice
+        restore_generator(gen, state)
+    return meta["step"]
 
 
-def _check_resume_config(run_dir: Path, cfg: Config) -> Config:
-    """On resume the run's own config.json rules; only train.steps may be extended."""
+# What makes a run the run it is: a resume with another value is another experiment.
+_IDENTITY = ("train.task", "data.name", "diffusion.kernel", "model.net")
+
+
+def config_for_run(run_dir: Path, cfg: Config, resume: bool, overrides: Sequence[str] = ()) -> Config:
+    """Fresh: run_dir must hold no run. Resume: the run's config.json rules and only train.steps may
+    change; cfg's identity fields and every explicit override must agree with it (a one-line error)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory")
+    if not resume:
+        held = [n for n in ("config.json", "checkpoints", "metrics.jsonl") if (run_dir / n).exists()]
+        if held:
+            raise ConfigError(f"{run_dir} already holds a run ({held[0]}): pass --resume or another --out")
+        return cfg
     path = run_dir / "config.json"
     if not path.is_file():
         raise ConfigError(f"cannot resume: {path} not found")
-    saved = from_dict(json.loads(path.read_text()))
-    if cfg.train.steps != saved.train.steps:
-        saved = replace_section(saved, "train", steps=cfg.train.steps)
-    return saved
+    try:
+        saved = from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+        raise ConfigError(f"cannot resume: {path} is corrupt ({first_line(e)})") from None
+    for key in (*_IDENTITY, *(o.split("=", 1)[0].strip() for o in overrides)):
+        section, field = key.split(".", 1)
+        given, was = getattr(getattr(cfg, section), field), getattr(getattr(saved, section), field)
+        if key != "train.steps" and given != was:
+            raise ConfigError(
+                f"cannot resume {run_dir} with {key} = {given!r}: it was trained with {was!r} "
+                "(its config.json rules; only train.steps may change)"
+            )
+    return replace_section(saved, "train", steps=cfg.train.steps)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines beyond `step` (an interrupted run's tail) so a resumed log reads cleanly."""
+    """Keep the metric records up to `step`: an interrupted run's later records, and a last line torn
+    by a kill mid-write, are dropped so that the resumed log reads cleanly."""
     if not path.exists() or not dist.is_main():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in lines))
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))

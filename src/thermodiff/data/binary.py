@@ -16,7 +16,7 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset, DataSpec, Scaling
-from thermodiff.errors import DataError
+from thermodiff.errors import DataError, first_line
 
 HEARTBEAT_LEN = 20
 HEARTBEAT_PERIOD = 5
@@ -109,7 +109,7 @@ def binarized_mnist(cfg: DataConfig) -> Dataset:
             # the test split is ordered by class (README): shuffle (seed + 1) so that a cap is fair
             test = _mnist_split(arrays, "test", cfg.n_test, path, seed=cfg.seed + 1)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         raise DataError(f"{path}: not a readable .npz file ({msg})") from None
     spec = DataSpec((1, 28, 28), "binary", "bits/image")
     return Dataset(train, test, spec, Scaling.identity(28 * 28))
