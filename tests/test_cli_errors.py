@@ -9,8 +9,10 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -479,3 +481,26 @@ def test_divergence_stops_training_before_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ThermodiffError, match="diverged"):
         train(make_tiny_cfg("train.lr=1e30", "train.lr_final=0", "train.warmup=0"), tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_killed_training_leaves_a_resumable_run(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C or kill (torchrun's SIGTERM) mid-run: 'interrupted' on one line, exit code 130, no
+    temporary file or checkpoint directory left behind, and --resume finishes the run."""
+    run = tmp_path / "run"
+    args = ["train", "swiss_roll", "--out", str(run), "--quiet", "--set", "train.ckpt_every=20"]
+    args += ["--set", "train.log_every=20", "--set", "data.n_train=2000", "--set", "model.hidden=32"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thermodiff", *args], env=ENV, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 60
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "thermodiff: interrupted", err
+    assert not [p.name for p in run.rglob(".*")]  # hidden names: the atomic writes' temporaries
+    resume = ("train", "swiss_roll", "--out", str(run), "--resume", "--set", "train.steps=200", "--quiet")
+    cont = run_cli_subprocess(*resume, cwd=tmp_path)
+    assert cont.returncode == 0, cont.stderr
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 200

@@ -6,7 +6,9 @@ import argparse
 import json
 import math
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from thermodiff.errors import ThermodiffError
@@ -298,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():  # kill (torchrun's too) = Ctrl-C: clean up
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         _check_args(args)
         return args.func(args)
@@ -311,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("thermodiff: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

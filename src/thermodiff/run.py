@@ -46,6 +46,8 @@ def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
     scaling = Scaling(tuple(float(v) for v in meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
     if len(scaling.shift) != math.prod(spec.shape) or not (0 < scaling.scale < math.inf):
         raise ValueError(f"scaling does not fit data of shape {spec.shape}")
+    if spec.kind not in ("continuous", "binary", "image8"):
+        raise ValueError(f"unknown data kind {spec.kind!r}")
     return spec, scaling
 
 
