@@ -93,6 +93,7 @@ def train(
     checkpoints/. overrides: the --set texts behind cfg; on resume each must agree with the run."""
     run_dir = Path(run_dir)
     cfg = config_for_run(run_dir, cfg, resume, overrides)
+    dist.barrier()  # every rank has looked at run_dir before rank 0 writes config.json into it
     if cfg.train.task != "diffusion":  # a noisy or clean classifier (classifier.py)
         from thermodiff.classifier import train_classifier
 
