@@ -212,6 +212,29 @@ def _missing_weight(run: Path) -> None:
     save_file(tensors, _weights(run))
 
 
+def _nan_weight(run: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(_weights(run))
+    tensors["ema.schedule.betas"][3] = float("nan")
+    save_file(tensors, _weights(run))
+
+
+def _beta_above_one(run: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(_weights(run))
+    tensors["ema.schedule.betas"][3] = 1.5  # a learned schedule would clamp it, silently
+    save_file(tensors, _weights(run))
+
+
+def _nan_shift(run: Path) -> None:
+    path = latest_checkpoint(run) / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["scaling"]["shift"][0] = float("nan")
+    path.write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -221,6 +244,9 @@ def _missing_weight(run: Path) -> None:
         _mismatched_config,
         _missing_latest,
         _missing_weight,
+        _nan_weight,
+        _beta_above_one,
+        _nan_shift,
     ],
 )
 def test_evaluate_on_a_damaged_run(run_cli, tiny_run: Path, tmp_path: Path, damage) -> None:
@@ -286,12 +312,12 @@ def test_resume_with_a_pickled_object_fails_cleanly(run_cli, tiny_run: Path, tmp
 
 def test_runner_agrees_with_a_fresh_interpreter(run_cli, tmp_path: Path) -> None:
     """The forking runner reports the same exit code and stderr as `python -m thermodiff`, and shows
-    what it would have to catch: argparse's usage error, with exit code 2."""
+    what it would have to catch: argparse's error, with exit code 2."""
     args = ("train", "swiss_roll", "--set", "train.ema=1.5")
     fresh, forked = run_cli_subprocess(*args, cwd=tmp_path), run_cli(*args, cwd=tmp_path)
     assert (forked.returncode, forked.stderr, forked.stdout) == (fresh.returncode, fresh.stderr, fresh.stdout)
-    usage = run_cli("evaluate", cwd=tmp_path)
-    assert usage.returncode == 2 and usage.stderr.startswith("usage:") and "Traceback" not in usage.stderr
+    usage = run_cli("evaluate", cwd=tmp_path)  # argparse's own errors are one line too
+    assert "required: run" in assert_one_line_error(usage) and usage.returncode == 2
 
 
 @pytest.mark.parametrize("written", ["with_device", "before_device_was_saved"])
@@ -370,7 +396,14 @@ def _config_json(text: str):
     return damage
 
 
+def _moment_of_another_shape(state: dict) -> dict:
+    state["optimizer"]["state"][0]["exp_avg"] = torch.zeros(3)
+    return state
+
+
 RESUME_DAMAGE = {
+    "NaN in the weights": _nan_weight,
+    "optimizer moment of another shape": _state_edit(_moment_of_another_shape),
     "negative step": _meta_edit(step=-1),
     "step not a number": _meta_edit(step="abc"),
     "config not an object": _meta_edit(config=[1]),
@@ -474,12 +507,12 @@ def test_nan_weights_are_refused(run_cli, tiny_run: Path, tmp_path: Path) -> Non
 
 
 def test_divergence_stops_training_before_a_checkpoint(tmp_path: Path) -> None:
-    """lr = 1e30 blows the weights up in a step; the first log raises, no NaN checkpoint is written."""
+    """lr = 100 blows the weights up within ten steps; the first log raises, no NaN checkpoint is written."""
     from thermodiff.errors import ThermodiffError
     from thermodiff.train import train
 
     with pytest.raises(ThermodiffError, match="diverged"):
-        train(make_tiny_cfg("train.lr=1e30", "train.lr_final=0", "train.warmup=0"), tmp_path / "run")
+        train(make_tiny_cfg("train.lr=100", "train.lr_final=0", "train.warmup=0"), tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -504,3 +537,23 @@ def test_a_killed_training_leaves_a_resumable_run(tmp_path: Path, sig: int) -> N
     cont = run_cli_subprocess(*resume, cwd=tmp_path)
     assert cont.returncode == 0, cont.stderr
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 200
+
+
+def test_resume_keeps_the_runs_own_steps(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    """`train CONFIG --resume` without --set train.steps finishes the run as it was set up (30 steps
+    here), not the bundled config's 8,000: no flag from training needs repeating."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = snapshot(tmp_path)
+    done = run_cli("train", "swiss_roll", "--out", str(run), "--resume", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(tmp_path) == before  # nothing left to do: nothing written
+
+
+def test_reproduce_checks_its_output_before_training(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "rp" / "eval.json").mkdir(parents=True)
+    before = snapshot(tmp_path)
+    line = assert_one_line_error(
+        run_cli("reproduce", "swiss_roll", "--out", str(tmp_path / "rp"), cwd=tmp_path)
+    )
+    assert "eval.json" in line and snapshot(tmp_path) == before

@@ -194,6 +194,7 @@ def test_bad_inputs_one_line_error_no_output(runs, tmp_path: Path, capsys) -> No
         (("sample", run, "--guide", "1", "--scale", "nan", "--classifier", str(runs["clf"])), "--scale"),
         (("denoise", run, "--input", str(tmp_path / "ok.png"), "--noise-std", "inf"), "--noise-std"),
         (("sample", run, "--n", "0"), "--n"),
+        (("sample", run, "--scale", "3"), "--guide"),
         (("sample", run, "--seed", str(2**70)), "--seed"),
     ]
     for args, mentions in cases:

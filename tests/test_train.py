@@ -87,6 +87,18 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, schedule: str) -> None:
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
 
+def test_resume_before_the_first_checkpoint_starts_over(tmp_path: Path) -> None:
+    """A run stopped before its first checkpoint holds config.json and maybe metrics: --resume starts
+    it from step 0 under that config, which is the uninterrupted run."""
+    cfg = make_tiny_cfg()
+    train(cfg, tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "config.json", tmp_path / "b" / "config.json")
+    (tmp_path / "b" / "metrics.jsonl").write_text('{"step": 10, "K_bits": 0.0}\n')
+    train(cfg, tmp_path / "b", resume=True)
+    assert_same_run(tmp_path / "a", tmp_path / "b", 30)
+
+
 DROPOUT_UNET = (
     "data.image_size=8 data.n_train=64 data.n_test=16 model.net=unet model.base=8 model.mults=1 "
     "model.num_res_blocks=1 model.attn_resolutions= model.dropout=0.5 diffusion.T=10 "

@@ -103,6 +103,12 @@ def save_checkpoint(
     return final
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a run has saved a checkpoint yet (one killed before or during its first has not)."""
+    root = Path(run_dir) / "checkpoints"  # step_* without LATEST: latest_checkpoint says what is wrong
+    return (root / "LATEST").exists() or any(root.glob("step_*"))
+
+
 def latest_checkpoint(run_dir: Path) -> Path:
     """The checkpoint directory named by RUN/checkpoints/LATEST."""
     run_dir = Path(run_dir)
@@ -131,8 +137,8 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}/meta.json is not a {FORMAT} file")
     step = meta.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise CheckpointError(f"{path}/meta.json: step must be an integer >= 0, not {step!r}")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
+        raise CheckpointError(f"{path}/meta.json: step must be an integer in [0, 2**63), not {step!r}")
     if not isinstance(meta.get("config", {}), dict):
         raise CheckpointError(f"{path}/meta.json: config must be a JSON object")
     try:

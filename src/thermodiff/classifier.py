@@ -20,9 +20,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from thermodiff import fast
 from thermodiff.checkpoint import (
     atomic_write_text,
     generator_state,
+    has_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     must_fit,
@@ -205,16 +207,16 @@ def train_classifier(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     gen = torch.Generator(device).manual_seed(cfg.train.seed)
     start = 0
-    if resume:
+    if resume and has_checkpoint(run_dir):  # else stopped before its first checkpoint: start over
         path = latest_checkpoint(run_dir)
         tensors, meta, state = load_checkpoint(path, with_train_state=True)
         with must_fit(path):
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
             ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
-            opt.load_state_dict(state["optimizer"])
+            fast.load_optimizer_state(opt, state["optimizer"])
             restore_generator(gen, state)
         start = meta["step"]
-    else:
+    elif not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
     _truncate_metrics(run_dir / "metrics.jsonl", start)

@@ -28,9 +28,10 @@ def _device(name: str) -> str:
 
 # Numeric arguments and what each must be (checked once, for every command that has it).
 _ARG_RULES = {
-    "n": (lambda v: v >= 1, "an integer >= 1"),
-    "draws": (lambda v: v >= 1, "an integer >= 1"),
-    "parzen_samples": (lambda v: v >= 1, "an integer >= 1"),
+    "n": (lambda v: 1 <= v <= 10**7, "an integer in [1, 10**7]"),
+    "draws": (lambda v: 1 <= v <= 10**4, "an integer in [1, 10**4]"),
+    "parzen_samples": (lambda v: 1 <= v <= 10**7, "an integer in [1, 10**7]"),
+    "steps": (lambda v: 1 <= v <= 10**4, "an integer in [1, 10**4]"),
     "seed": (lambda v: -(2**63) <= v < 2**64, "a 64-bit integer"),
     "noise_std": (lambda v: 0 < v < math.inf, "a finite number > 0"),
     "scale": (math.isfinite, "a finite number"),
@@ -155,6 +156,8 @@ def cmd_sample(args) -> int:
         if not args.classifier:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
         mults += guidance(args.classifier, args.guide, args.scale, model, scaling, device)
+    elif args.classifier or args.scale != 1.0:
+        raise ThermodiffError("--classifier and --scale go with --guide CLASS")
     x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
     if not torch.isfinite(x).all():
         raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
@@ -248,8 +251,15 @@ def _add_condition_commands(sub) -> None:
         c.set_defaults(func=cmd_condition)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line like every other thermodiff error (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"thermodiff: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermodiff", description=__doc__)
+    p = _Parser(prog="thermodiff", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a config (path or bundled name)")

@@ -255,10 +255,13 @@ _COUNT = 1_000  # most layers, blocks, scales or bumps
 # Allowed interval -> the fields it bounds; "[" and "]" closed, "(" and ")" open, and NaN and inf are
 # never inside. diffusion.T: torch.multinomial (each example's t) takes at most 2**24 categories.
 _RANGES = {
-    "(0, inf)": "data.sigma data.r_min data.r_max model.fourier_scale train.lr",
+    "(0, inf)": "data.sigma data.r_min data.r_max model.fourier_scale",
+    "(0, 100]": "train.lr",  # beyond, AdamW's update overflows float32 at once
     "[0, inf)": "train.steps train.lr_final train.warmup train.weight_decay "
     "train.grad_clip train.sample_every",  # grad_clip 0: no clipping; sample_every 0: never
-    "[1, inf)": "data.n_train data.n_test train.batch train.log_every train.ckpt_every eval.n eval.batch",
+    "[1, inf)": "train.log_every train.ckpt_every",
+    "[1, 1e8]": "data.n_train data.n_test eval.n",  # examples held in memory at once
+    "[1, 1e6]": "train.batch eval.batch",
     "(0, 1)": "data.holdout diffusion.beta_1 diffusion.beta_max",
     "[0, 1)": "model.dropout train.ema",
     "[-2**63, 2**63)": "data.seed train.seed",  # torch seeds may be negative (train.step_seed)

@@ -109,6 +109,15 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
         groups = [{**saved, **own} for saved, own in zip(state["param_groups"], keep, strict=True)]
         state = {**state, "param_groups": groups}  # the step counters then go where fused wants them
     opt.load_state_dict(state)
+    for group in opt.param_groups:  # load_state_dict takes any shapes; the first step would fail
+        for p in group["params"]:
+            for name, v in opt.state.get(p, {}).items():
+                if name == "step" and not float(v) >= 0:
+                    raise ValueError(f"optimizer step count {float(v)}")
+                if torch.is_tensor(v) and v.dim() > 0 and v.shape != p.shape:
+                    raise ValueError(
+                        f"optimizer {name} of shape {tuple(v.shape)} for a {tuple(p.shape)} weight"
+                    )
 
 
 class GraphedFn:

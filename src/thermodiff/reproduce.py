@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermodiff.checkpoint import atomic_write_text
+from thermodiff.checkpoint import atomic_write_text, check_writable
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
 from thermodiff.evaluate import report
@@ -77,7 +77,8 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     config, overrides = EXPERIMENTS[name][budget]
     cfg = load_toml(config, overrides)
     out = Path(out)
-    resume = (out / "checkpoints" / "LATEST").exists()
+    check_writable(out / "eval.json")  # before the training, not after it
+    resume = (out / "config.json").exists()  # an interrupted reproduce continues
     every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
     train(
         cfg, out, device=device, resume=resume, progress=progress, overrides=every_field

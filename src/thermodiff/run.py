@@ -44,11 +44,26 @@ def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
     """The data spec and scaling saved in a checkpoint's meta (run_meta); KeyError/ValueError if bad."""
     spec = DataSpec(tuple(int(n) for n in meta["spec"]["shape"]), meta["spec"]["kind"], meta["spec"]["unit"])
     scaling = Scaling(tuple(float(v) for v in meta["scaling"]["shift"]), float(meta["scaling"]["scale"]))
-    if len(scaling.shift) != math.prod(spec.shape) or not (0 < scaling.scale < math.inf):
+    finite = all(math.isfinite(v) for v in scaling.shift) and 0 < scaling.scale < math.inf
+    if len(scaling.shift) != math.prod(spec.shape) or not finite:
         raise ValueError(f"scaling does not fit data of shape {spec.shape}")
     if spec.kind not in ("continuous", "binary", "image8"):
         raise ValueError(f"unknown data kind {spec.kind!r}")
     return spec, scaling
+
+
+def check_weights(tensors: dict[str, torch.Tensor], where: Path) -> None:
+    """NaN or infinite weights, or betas outside (0, 1] at t >= 1, would make every later number false."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad += [
+        k
+        for k, v in tensors.items()
+        if k.endswith("schedule.betas") and not ((v[1:] > 0) & (v[1:] <= 1)).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"{where}: the checkpoint's {bad[0]} holds NaN, infinite or out-of-range values"
+        )
 
 
 def load_run(
@@ -71,12 +86,7 @@ def load_run(
         model.schedule.load_state_dict({"schedule.betas": tensors[prefix + "schedule.betas"]})
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as e:
         raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({first_line(e)})") from None
-    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise CheckpointError(f"{run_dir}: the checkpoint's {bad[0]} holds NaN or infinite values")
-    betas = model.schedule.betas().detach()
-    if not ((betas[1:] > 0) & (betas[1:] <= 1)).all():
-        raise CheckpointError(f"{run_dir}: the checkpoint's noise schedule has betas outside (0, 1]")
+    check_weights(tensors, run_dir)
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
     return cfg, model, spec, scaling, meta["step"]

@@ -24,6 +24,7 @@ from thermodiff import fast
 from thermodiff.checkpoint import (
     atomic_write_text,
     generator_state,
+    has_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     must_fit,
@@ -35,7 +36,7 @@ from thermodiff.data import Dataset, dequantize, load_dataset
 from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
 from thermodiff.errors import ConfigError, ThermodiffError, first_line
 from thermodiff.model import DiffusionModel, build_model, dims
-from thermodiff.run import model_tensors, p_bar_of, run_meta
+from thermodiff.run import check_weights, model_tensors, p_bar_of, run_meta
 
 
 def learning_rate(cfg: Config, step: int) -> float:
@@ -87,10 +88,10 @@ def train(
     resume: bool = False,
     on_log: Callable[[dict], None] | None = None,
     progress: bool = False,
-    overrides: Sequence[str] = (),
+    overrides: Sequence[str] | None = None,
 ) -> Path:
     """Train (or resume) the run in run_dir; returns run_dir. Writes config.json, metrics.jsonl,
-    checkpoints/. overrides: the --set texts behind cfg; on resume each must agree with the run."""
+    checkpoints/. overrides: the --set texts behind cfg (the CLI's); see config_for_run."""
     run_dir = Path(run_dir)
     cfg = config_for_run(run_dir, cfg, resume, overrides)
     dist.barrier()  # every rank has looked at run_dir before rank 0 writes config.json into it
@@ -108,10 +109,10 @@ def train(
     opt = fast.adamw(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)  # fused on a GPU
     gen = torch.Generator(device).manual_seed(cfg.train.seed)
     start = 0
-    if resume:
+    if resume and has_checkpoint(run_dir):  # else stopped before its first checkpoint: start over
         start = _restore(run_dir, model, ema_net, ema_sched, opt, gen)
         params = trainable(model)  # the restored schedule logits are new tensors
-    elif dist.is_main():
+    elif not resume and dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
     _truncate_metrics(run_dir / "metrics.jsonl", start)
@@ -215,6 +216,7 @@ def _save(run_dir, step, cfg, ds: Dataset, model, ema_net, ema_sched, opt, gen) 
 def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
     path = latest_checkpoint(run_dir)
     tensors, meta, state = load_checkpoint(path, with_train_state=True)
+    check_weights(tensors, path)
     with must_fit(path):
         model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         ema_net.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("ema.net.")})
@@ -234,9 +236,12 @@ def _restore(run_dir, model, ema_net, ema_sched, opt, gen) -> int:
 _IDENTITY = ("train.task", "data.name", "diffusion.kernel", "model.net")
 
 
-def config_for_run(run_dir: Path, cfg: Config, resume: bool, overrides: Sequence[str] = ()) -> Config:
-    """Fresh: run_dir must hold no run. Resume: the run's config.json rules and only train.steps may
-    change; cfg's identity fields and every explicit override must agree with it (a one-line error)."""
+def config_for_run(
+    run_dir: Path, cfg: Config, resume: bool, overrides: Sequence[str] | None = None
+) -> Config:
+    """Fresh: run_dir must hold no run. Resume: the run's config.json rules; cfg's identity fields and
+    every override must agree with it (a one-line error), except train.steps, which is cfg's when
+    overrides is None (a library call) or names it (--set train.steps=N), else the run's own."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory")
     if not resume:
@@ -251,7 +256,8 @@ def config_for_run(run_dir: Path, cfg: Config, resume: bool, overrides: Sequence
         saved = from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
         raise ConfigError(f"cannot resume: {path} is corrupt ({first_line(e)})") from None
-    for key in (*_IDENTITY, *(o.split("=", 1)[0].strip() for o in overrides)):
+    keys = None if overrides is None else [o.split("=", 1)[0].strip() for o in overrides]
+    for key in (*_IDENTITY, *(keys or ())):
         section, field = key.split(".", 1)
         given, was = getattr(getattr(cfg, section), field), getattr(getattr(saved, section), field)
         if key != "train.steps" and given != was:
@@ -259,7 +265,8 @@ def config_for_run(run_dir: Path, cfg: Config, resume: bool, overrides: Sequence
                 f"cannot resume {run_dir} with {key} = {given!r}: it was trained with {was!r} "
                 "(its config.json rules; only train.steps may change)"
             )
-    return replace_section(saved, "train", steps=cfg.train.steps)
+    steps = cfg.train.steps if keys is None or "train.steps" in keys else saved.train.steps
+    return replace_section(saved, "train", steps=steps)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

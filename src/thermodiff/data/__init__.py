@@ -43,6 +43,8 @@ class Scaling:
         var = flat.sub(mean).square().mean().item()
         if not var > 0:
             raise DataError("every training value is the same value: nothing to scale to unit variance")
+        if not var < math.inf:
+            raise DataError("the training values' variance overflows: nothing to scale to unit variance")
         return Scaling((mean,) * flat.shape[1], 1.0 / math.sqrt(var))
 
     @staticmethod
