@@ -94,7 +94,6 @@ def train(
     checkpoints/. overrides: the --set texts behind cfg (the CLI's); see config_for_run."""
     run_dir = Path(run_dir)
     cfg = config_for_run(run_dir, cfg, resume, overrides)
-    dist.barrier()  # every rank has looked at run_dir before rank 0 writes config.json into it
     if cfg.train.task != "diffusion":  # a noisy or clean classifier (classifier.py)
         from thermodiff.classifier import train_classifier
 
@@ -244,8 +243,9 @@ def config_for_run(
     overrides is None (a library call) or names it (--set train.steps=N), else the run's own."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory")
-    if not resume:
-        held = [n for n in ("config.json", "checkpoints", "metrics.jsonl") if (run_dir / n).exists()]
+    if not resume:  # rank 0 alone: it may already have written config.json when another rank looks
+        names = ("config.json", "checkpoints", "metrics.jsonl") if dist.is_main() else ()
+        held = [n for n in names if (run_dir / n).exists()]
         if held:
             raise ConfigError(f"{run_dir} already holds a run ({held[0]}): pass --resume or another --out")
         return cfg
