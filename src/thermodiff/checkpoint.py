@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from thermodiff.errors import CheckpointError, first_line
+from thermodiff.errors import CheckpointError, ConfigError, first_line
 
 FORMAT = "thermodiff-checkpoint-1"
 KEEP = 2
@@ -161,12 +161,13 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
 
 
 @contextmanager
-def must_fit(path: Path) -> Iterator[None]:
-    """Loading a checkpoint into a run: a tensor or state that does not fit it is one CheckpointError."""
+def must_fit(where: Path, what: str = "does not fit this run") -> Iterator[None]:
+    """Loading a checkpoint into a model: a tensor, state or saved config that does not fit it is one
+    CheckpointError, '{where}: {what} (the first line of the cause)'."""
     try:
         yield
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
-        raise CheckpointError(f"{path} does not fit this run ({first_line(e)})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, ConfigError) as e:
+        raise CheckpointError(f"{where}: {what} ({first_line(e)})") from None
 
 
 def generator_state(gen: torch.Generator) -> dict:

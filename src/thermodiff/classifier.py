@@ -32,11 +32,11 @@ from thermodiff.checkpoint import (
     save_checkpoint,
 )
 from thermodiff.config import Config, from_dict
+from thermodiff.config_rules import int_list
 from thermodiff.data import DataSpec, Scaling, dequantize, load_dataset
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.schedules import make_schedule
-from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError, first_line
-from thermodiff.nets import _ints
+from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError
 from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
 from thermodiff.run import data_of
@@ -80,7 +80,7 @@ def build_classifier(cfg: Config, shape: tuple[int, ...], n_classes: int) -> Noi
     """Config -> classifier: model.base, model.mults, model.num_res_blocks (seeded by train.seed)."""
     torch.manual_seed(cfg.train.seed)
     m = cfg.model
-    return NoisyClassifier(shape, n_classes, m.base, _ints(m.mults), m.num_res_blocks)
+    return NoisyClassifier(shape, n_classes, m.base, int_list(m.mults), m.num_res_blocks)
 
 
 @dataclass
@@ -281,15 +281,12 @@ def load_classifier(run_dir: Path, device: str = "cpu", ema: bool = True) -> Cla
     tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
     if meta.get("task") not in TASKS:
         raise CheckpointError(f"{run_dir} is not a classifier run (its train.task is diffusion)")
-    try:
+    with must_fit(run_dir, "not a usable classifier run"):
         cfg = from_dict(meta["config"])
         spec, scaling = data_of(meta)
         net = build_classifier(cfg, spec.shape, int(meta["n_classes"]))
         prefix = "ema.net." if ema else "net."
         net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
         betas = tensors["schedule.betas"].to(torch.float64)
-    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as e:
-        msg = first_line(e)
-        raise CheckpointError(f"{run_dir}: not a usable classifier run ({msg})") from None
     net.to(device).eval()
     return Classifier(net, betas.to(device), scaling, spec, int(meta["n_classes"]), meta["task"])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from thermodiff.config_rules import validate
 from thermodiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -227,135 +227,6 @@ def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Confi
             raise ConfigError(f"unknown config section [{section}]")
         d[section][name] = value
     return from_dict(d)
-
-
-# the kind of example each data set gives (thermodiff.data.DATASETS) and each network takes (nets.build_net)
-_DATA_KIND = dict.fromkeys(("swiss_roll", "gaussian", "heartbeat"), "vectors") | dict.fromkeys(
-    ("binarized_mnist", "mnist", "cifar10", "image_folder", "dead_leaves", "bark"), "images"
-)
-_NET_KIND = dict.fromkeys(("mlp", "paper_mlp", "rbf"), "vectors") | dict.fromkeys(
-    ("paper_image", "unet"), "images"
-)
-
-_CHOICES = {
-    ("data", "name"): tuple(_DATA_KIND),
-    ("model", "net"): tuple(_NET_KIND),
-    ("diffusion", "kernel"): ("gaussian", "binomial"),
-    ("diffusion", "first_step"): ("fixed", "learned"),
-    ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
-    ("diffusion", "learned_init"): ("paper", "log_snr"),
-    ("diffusion", "parameterization"): ("paper", "eps", "offset", "bernoulli"),
-    ("diffusion", "variance"): ("learned", "small", "large", "learned_range", "full"),
-    ("train", "precision"): ("fp32", "bf16"),
-    ("train", "task"): ("diffusion", "classifier", "clean_classifier"),
-}
-
-_WIDTH = 65_536  # most units, channels or features in one layer (wider fails to allocate)
-_COUNT = 1_000  # most layers, blocks, scales or bumps
-# Allowed interval -> the fields it bounds; "[" and "]" closed, "(" and ")" open, and NaN and inf are
-# never inside. diffusion.T: torch.multinomial (each example's t) takes at most 2**24 categories.
-_RANGES = {
-    "(0, inf)": "data.sigma data.r_min data.r_max model.fourier_scale",
-    "(0, 100]": "train.lr",  # beyond, AdamW's update overflows float32 at once
-    "[0, inf)": "train.steps train.lr_final train.warmup train.weight_decay "
-    "train.grad_clip train.sample_every",  # grad_clip 0: no clipping; sample_every 0: never
-    "[1, inf)": "train.log_every train.ckpt_every",
-    "[1, 1e8]": "data.n_train data.n_test eval.n",  # examples held in memory at once
-    "[1, 1e6]": "train.batch eval.batch",
-    "(0, 1)": "data.holdout diffusion.beta_1 diffusion.beta_max",
-    "[0, 1)": "model.dropout train.ema",
-    "[-2**63, 2**63)": "data.seed train.seed",  # torch seeds may be negative (train.step_seed)
-    "[2, 100000]": "diffusion.T",
-    f"[1, {_WIDTH}]": "data.image_size model.hidden model.rbf_units model.conv_channels model.dense_hidden "
-    "model.dense_out model.pixel_hidden model.heads",
-    f"[0, {_WIDTH}]": "data.resize model.fourier",
-    f"[2, {_WIDTH}]": "model.time_embed model.base",  # sinusoidal t embeddings: 1 feature carries no t
-    f"[1, {_COUNT}]": "model.layers model.n_scales model.n_bumps",
-    f"[0, {_COUNT}]": "model.conv_layers model.dense_layers model.pixel_layers model.num_res_blocks",
-}
-
-
-def _bound(text: str) -> float:
-    """'0.5', 'inf' or '2**63' -> a number."""
-    base, _, exponent = text.partition("**")
-    return float(base) ** int(exponent) if exponent else float(base)
-
-
-def _within(value: float, interval: str) -> bool:
-    """Whether value lies in an interval written '[0, 1)' or '(0, inf)'; NaN and inf never do."""
-    lo, hi = (_bound(s.strip()) for s in interval[1:-1].split(","))
-    above = value > lo if interval[0] == "(" else value >= lo
-    below = value < hi if interval[-1] == ")" else value <= hi
-    return (isinstance(value, int) or math.isfinite(value)) and above and below
-
-
-def _int_list(text: str) -> tuple[int, ...] | None:
-    """'1,2,2' -> (1, 2, 2), '' -> (); None unless every item is a non-negative integer."""
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    return tuple(int(s) for s in items) if all(s.isascii() and s.isdigit() for s in items) else None
-
-
-# which parameterizations each kernel takes ("bernoulli": older binomial runs' name for "paper")
-_PARAMETERIZATIONS = {"gaussian": ("paper", "eps"), "binomial": ("paper", "offset", "bernoulli")}
-
-
-def validate(cfg: Config) -> None:
-    """Range checks with a message naming the field."""
-    for (section, name), choices in _CHOICES.items():
-        value = getattr(getattr(cfg, section), name)
-        if value not in choices:
-            raise ConfigError(f"{section}.{name} = {value!r} is not one of {', '.join(choices)}")
-    for interval, keys in _RANGES.items():
-        for key in keys.split():
-            section, name = key.split(".")
-            value = getattr(getattr(cfg, section), name)
-            if not _within(value, interval):
-                raise ConfigError(f"{key} = {value!r} must lie in {interval}")
-    d, t, m = cfg.diffusion, cfg.train, cfg.model
-    mults, net_kind, data_kind = _int_list(m.mults), _NET_KIND[m.net], _DATA_KIND[cfg.data.name]
-    nets = [n for n, kind in _NET_KIND.items() if kind == data_kind]
-    checks = [
-        (
-            d.first_step == "fixed" or d.kernel == "binomial",
-            "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
-        ),
-        (
-            d.parameterization in _PARAMETERIZATIONS[d.kernel],
-            f"diffusion.parameterization = '{d.parameterization}' does not apply to the {d.kernel} kernel "
-            "(gaussian: paper, eps; binomial: paper, offset)",
-        ),
-        (
-            cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0,
-            "data.p_bar must lie in (0, 1), or be -1 (the training-data mean)",
-        ),
-        (cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
-        (
-            not d.from_run or t.task != "diffusion",
-            "diffusion.from_run is only for train.task = classifier or clean_classifier",
-        ),
-        (t.lr_final <= t.lr, f"train.lr_final = {t.lr_final!r} must be <= train.lr = {t.lr!r}"),
-        (
-            bool(mults) and all(1 <= v <= _WIDTH // m.base for v in mults),
-            f"model.mults = {m.mults!r} must be comma-separated integers >= 1, "
-            f"with model.base * each <= {_WIDTH}",
-        ),
-        (
-            _int_list(m.attn_resolutions) is not None,
-            f"model.attn_resolutions = {m.attn_resolutions!r} must be comma-separated integers, or ''",
-        ),
-        (
-            m.net != "paper_image" or m.conv_layers > 0 or m.dense_layers > 0,
-            "model.conv_layers and model.dense_layers are both 0: paper_image needs one pathway",
-        ),
-        (  # classifier tasks build their own network (model.base, mults, num_res_blocks)
-            t.task != "diffusion" or net_kind == data_kind,
-            f"model.net = {m.net!r} takes {net_kind}; data.name = {cfg.data.name!r} gives {data_kind}: "
-            f"use {' or '.join([', '.join(nets[:-1]), nets[-1]])}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
 
 
 def replace_section(cfg: Config, section: str, **changes: Any) -> Config:

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
+from thermodiff.checkpoint import latest_checkpoint, load_checkpoint, must_fit
 from thermodiff.config import Config, from_dict
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.diffusion.schedules import Schedule
-from thermodiff.errors import CheckpointError, ConfigError, first_line
+from thermodiff.errors import CheckpointError
 from thermodiff.model import DiffusionModel, build_model
 
 
@@ -75,7 +75,7 @@ def load_run(
     task = train_cfg.get("task", "diffusion") if isinstance(train_cfg, dict) else "diffusion"
     if task != "diffusion":
         raise CheckpointError(f"{run_dir} is a {task} run, not a diffusion model (use it as --classifier)")
-    try:
+    with must_fit(run_dir, "checkpoint does not match its config"):
         cfg = from_dict(meta["config"])
         spec, scaling = data_of(meta)
         model = build_model(cfg, spec.shape, float(meta["p_bar"]))
@@ -84,8 +84,6 @@ def load_run(
             {k[len(prefix) + 4 :]: v for k, v in tensors.items() if k.startswith(prefix + "net.")}
         )
         model.schedule.load_state_dict({"schedule.betas": tensors[prefix + "schedule.betas"]})
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as e:
-        raise CheckpointError(f"{run_dir}: checkpoint does not match its config ({first_line(e)})") from None
     check_weights(tensors, run_dir)
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)

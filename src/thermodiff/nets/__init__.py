@@ -7,15 +7,11 @@ import math
 from torch import nn
 
 from thermodiff.config import ModelConfig
+from thermodiff.config_rules import int_list
 from thermodiff.errors import ConfigError
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import MultiScaleConv, PaperImageNet
 from thermodiff.nets.unet import UNet
-
-
-def _ints(s: str) -> tuple[int, ...]:
-    """'1,2,2,2' -> (1, 2, 2, 2); '' -> ()."""
-    return tuple(int(v) for v in s.split(",") if v.strip())
 
 
 def build_net(
@@ -57,9 +53,9 @@ def build_net(
             shape,
             out_factor,
             base=cfg.base,
-            mults=_ints(cfg.mults),
+            mults=int_list(cfg.mults),
             num_res_blocks=cfg.num_res_blocks,
-            attn_resolutions=_ints(cfg.attn_resolutions),
+            attn_resolutions=int_list(cfg.attn_resolutions),
             dropout=cfg.dropout,
             heads=cfg.heads,
         ),
