@@ -79,10 +79,9 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     out = Path(out)
     check_writable(out / "eval.json")  # before the training, not after it
     resume = (out / "config.json").exists()  # an interrupted reproduce continues
+    # every field counts as given: out holds this experiment's run or nothing
     every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
-    train(
-        cfg, out, device=device, resume=resume, progress=progress, overrides=every_field
-    )  # out holds this experiment or nothing
+    train(cfg, out, device=device, resume=resume, progress=progress, overrides=every_field)
     cfg, model, _, _, step = load_run(out, device)
     ds = load_dataset(cfg.data)
     ref = {
