@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 from images import budget_record, seconds_per_step  # bench/ is on sys.path when run as a script
 
-from thermodiff.checkpoint import atomic_write_text
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
-from thermodiff.evaluate import report
-from thermodiff.run import load_run
-from thermodiff.sample import sample_grid
-from thermodiff.train import train
+from thermodiff.evaluation.heldout import report
+from thermodiff.run.checkpoint import atomic_write_text
+from thermodiff.run.load import load_run
+from thermodiff.sampling.ancestral import sample_grid
+from thermodiff.training.train import train
 
 REFERENCES_NATS = {"MADE": 86.64, "PixelCNN": 81.30}  # van den Oord et al. 2016, Table 4
 TARGET = "test NLL bound below 86.64 nats (MADE)"

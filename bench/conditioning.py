@@ -24,17 +24,17 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from thermodiff.checkpoint import atomic_write_text
-from thermodiff.classifier import accuracy, load_classifier
-from thermodiff.condition import ClassifierGuidance
 from thermodiff.config import from_dict, load_toml
 from thermodiff.data import load_dataset
-from thermodiff.imageio import to_data
-from thermodiff.plots import condition_panel
-from thermodiff.run import load_run
-from thermodiff.sample import data_box, sample
-from thermodiff.tasks import denoise, inpaint
-from thermodiff.train import train
+from thermodiff.data.files import to_data
+from thermodiff.plots.draw import condition_panel
+from thermodiff.run.checkpoint import atomic_write_text
+from thermodiff.run.load import load_run
+from thermodiff.sampling.ancestral import data_box, sample
+from thermodiff.sampling.multipliers import ClassifierGuidance
+from thermodiff.sampling.tasks import denoise, inpaint
+from thermodiff.training.classifier import accuracy, load_classifier
+from thermodiff.training.train import train
 
 UNET = {
     "net": "unet",

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-import thermodiff.train as train_module
-from thermodiff.checkpoint import atomic_write_text
+import thermodiff.training.train as train_module
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
-from thermodiff.evaluate import report
-from thermodiff.run import load_run
-from thermodiff.train import train
+from thermodiff.evaluation.heldout import report
+from thermodiff.run.checkpoint import atomic_write_text
+from thermodiff.run.load import load_run
+from thermodiff.training.train import train
 
 PAPER = {  # P Tables 1-2 (PAPER.md 3.1)
     "dead_leaves": {
@@ -177,8 +177,8 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float) -> d
 
 
 def parzen(run_dir: Path, device: str, n_samples: int) -> dict:
-    """The paper's Parzen-window estimate (thermodiff.parzen) of a trained MNIST run."""
-    from thermodiff.parzen import parzen_report
+    """The paper's Parzen-window estimate (thermodiff.evaluation.parzen) of a trained MNIST run."""
+    from thermodiff.evaluation.parzen import parzen_report
 
     t0 = time.time()
     cfg, model, _, _, _ = load_run(run_dir, device)

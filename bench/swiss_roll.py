@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from thermodiff.checkpoint import atomic_write_text
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
-from thermodiff.evaluate import report
-from thermodiff.run import load_run
-from thermodiff.train import train
+from thermodiff.evaluation.heldout import report
+from thermodiff.run.checkpoint import atomic_write_text
+from thermodiff.run.load import load_run
+from thermodiff.training.train import train
 
 PAPER_K_BITS = 2.35
 

@@ -29,13 +29,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from thermodiff.checkpoint import atomic_write_text
 from thermodiff.config import Config, with_overrides
 from thermodiff.diffusion.bound import bound_stochastic
-from thermodiff.fast import adamw
-from thermodiff.model import build_model
-from thermodiff.sample import p_sample_loop_progressive
-from thermodiff.train import ema_update, negative_bound, trainable
+from thermodiff.model.assemble import build_model
+from thermodiff.model.fast import adamw
+from thermodiff.run.checkpoint import atomic_write_text
+from thermodiff.sampling.ancestral import p_sample_loop_progressive
+from thermodiff.training.train import ema_update, negative_bound, trainable
 
 SHAPE = (3, 32, 32)
 T = 1000

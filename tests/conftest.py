@@ -46,7 +46,7 @@ def tiny_cfg() -> Config:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny trained run directory, shared read-only (copy it before changing anything)."""
-    from thermodiff.train import train
+    from thermodiff.training.train import train
 
     run = tmp_path_factory.mktemp("tiny") / "run"
     train(make_tiny_cfg(), run)

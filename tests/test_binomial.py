@@ -255,7 +255,7 @@ def test_learned_first_step_term_by_enumeration() -> None:
 
 def test_sampler_uses_the_network_for_a_learned_first_step() -> None:
     """The last step x_0 ~ p(x_0|x_1) comes from model_fn when learned, the fixed reversal if not."""
-    from thermodiff.sample import sample
+    from thermodiff.sampling.ancestral import sample
 
     def fn(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:  # all ones; at t = 1 all zeros
         return (torch.where(t[:, None] == 1, -math.inf, math.inf).expand_as(x).double(),)
@@ -312,7 +312,7 @@ def test_heartbeat_bayes_optimal_chain_samples_the_five_sequences() -> None:
     """Sampling from that chain (T = 200): its bound is near log2(1/5), so p(x_0) is near the data's law.
     Of 2,000 samples at least 99% are heartbeats (all of them here), each of the 5 phases within 4
     binomial SE of 1/5."""
-    from thermodiff.sample import sample
+    from thermodiff.sampling.ancestral import sample
 
     T, p_bar, n = 200, 0.2, 2000
     k = BinomialKernel(binomial_betas(T), p_bar, learned_first_step=True)
@@ -343,7 +343,7 @@ def test_offset_parameterization_untrained_is_the_equilibrium_reversal(first_ste
     as above, all t, 3 SE); the paper's f_b = sigmoid(raw) gives a coin flip instead, which costs about
     log 2 per bit and step (K - L_null below -T/4 nats per bit here)."""
     from thermodiff.config import load_toml
-    from thermodiff.model import build_model
+    from thermodiff.model.assemble import build_model
 
     over = ["diffusion.T=50", f"diffusion.first_step={first_step}"]
     g = torch.Generator().manual_seed(4)

@@ -22,7 +22,7 @@ from thermodiff.data import load_dataset
 from thermodiff.diffusion.bound import bound_exact, bound_stochastic
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.schedules import paper_betas
-from thermodiff.model import build_model
+from thermodiff.model.assemble import build_model
 
 F64 = torch.float64
 LOG_2PI_E = math.log(2 * math.pi * math.e)

@@ -20,8 +20,8 @@ import torch
 from conftest import make_tiny_cfg
 from PIL import Image
 
-from thermodiff.checkpoint import latest_checkpoint, load_checkpoint
 from thermodiff.errors import CheckpointError
+from thermodiff.run.checkpoint import latest_checkpoint, load_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
@@ -31,7 +31,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 # files and its real exit status returned, an escaping exception printed as the interpreter would.
 RUNNER = r"""
 import json, os, runpy, sys, traceback
-import torch, thermodiff.cli, thermodiff.train, thermodiff.evaluate, thermodiff.run  # warm imports
+import torch, thermodiff.cli, thermodiff.training.train  # warm imports
+import thermodiff.evaluation.heldout, thermodiff.run.load
 for line in sys.stdin:
     req = json.loads(line)
     pid = os.fork()
@@ -454,7 +455,7 @@ def test_a_run_is_not_taken_over(run_cli, tiny_run: Path, tmp_path: Path, args, 
 
 def test_a_torn_metrics_line_is_dropped_on_resume(tiny_run: Path, tmp_path: Path) -> None:
     """A run killed mid-write leaves half a JSON line; resume drops it and the log reads cleanly."""
-    from thermodiff.train import train
+    from thermodiff.training.train import train
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -509,7 +510,7 @@ def test_nan_weights_are_refused(run_cli, tiny_run: Path, tmp_path: Path) -> Non
 def test_divergence_stops_training_before_a_checkpoint(tmp_path: Path) -> None:
     """lr = 100 blows the weights up within ten steps; the first log raises, no NaN checkpoint is written."""
     from thermodiff.errors import ThermodiffError
-    from thermodiff.train import train
+    from thermodiff.training.train import train
 
     with pytest.raises(ThermodiffError, match="diverged"):
         train(make_tiny_cfg("train.lr=100", "train.lr_final=0", "train.warmup=0"), tmp_path / "run")

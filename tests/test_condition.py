@@ -11,7 +11,13 @@ import math
 import pytest
 import torch
 
-from thermodiff.condition import (
+from thermodiff.diffusion import GaussianKernel
+from thermodiff.diffusion.binomial import BinomialKernel
+from thermodiff.diffusion.schedules import binomial_betas, paper_betas
+from thermodiff.errors import ThermodiffError
+from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
+from thermodiff.sampling.interpolate import interpolate
+from thermodiff.sampling.multipliers import (
     BernoulliMask,
     BernoulliObservation,
     ClassifierGuidance,
@@ -20,12 +26,6 @@ from thermodiff.condition import (
     LogDensityGradient,
     Mask,
 )
-from thermodiff.diffusion import GaussianKernel
-from thermodiff.diffusion.binomial import BinomialKernel
-from thermodiff.diffusion.schedules import binomial_betas, paper_betas
-from thermodiff.errors import ThermodiffError
-from thermodiff.interpolate import interpolate
-from thermodiff.sample import p_sample_loop_progressive, sample
 
 T, BETA_1, S0 = 40, 1e-4, 0.5
 EXACT = 1e-12  # float64 closed forms vs the same algebra written differently: rounding only

@@ -12,15 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from thermodiff.checkpoint import latest_checkpoint
-from thermodiff.classifier import accuracy, load_classifier
 from thermodiff.cli import main
 from thermodiff.config import DataConfig, from_dict
 from thermodiff.data import load_dataset
 from thermodiff.data.binary import data_root
 from thermodiff.data.images import write_idx
 from thermodiff.errors import ConfigError, DataError
-from thermodiff.train import train
+from thermodiff.run.checkpoint import latest_checkpoint
+from thermodiff.training.classifier import accuracy, load_classifier
+from thermodiff.training.train import train
 
 S = 8  # image side
 

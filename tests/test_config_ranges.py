@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from thermodiff.config import load_toml
-from thermodiff.config_rules import _DATA_KIND, _NET_KIND
+from thermodiff.config.rules import _DATA_KIND, _NET_KIND
 from thermodiff.data import DATASETS
 from thermodiff.errors import ConfigError
 

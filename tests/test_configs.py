@@ -10,7 +10,7 @@ import torch
 
 import thermodiff
 from thermodiff.config import load_toml
-from thermodiff.model import build_model
+from thermodiff.model.assemble import build_model
 
 BUNDLED = sorted(p.stem for p in (Path(thermodiff.__file__).parent / "configs").glob("*.toml"))
 
@@ -40,7 +40,7 @@ def test_bundled_config_builds_and_steps(name: str) -> None:
     cfg = load_toml(name)
     shape = data_shape(cfg)
     if cfg.train.task != "diffusion":  # a noisy classifier p(y | x_t, t): logits for 10 classes
-        from thermodiff.classifier import build_classifier
+        from thermodiff.training.classifier import build_classifier
 
         logits = build_classifier(cfg, shape, 10)(torch.zeros(2, *shape), torch.tensor([0, 5]))
         assert logits.shape == (2, 10) and torch.isfinite(logits).all()

@@ -22,7 +22,7 @@ import torch
 from conftest import TINY_OVERRIDES
 from safetensors.torch import load_file
 
-from thermodiff.checkpoint import latest_checkpoint
+from thermodiff.run.checkpoint import latest_checkpoint
 
 # train.warmup keeps its default (200 steps), so the learning rate of step s does not depend on
 # train.steps and a 5-step run resumed to 10 is the 10-step run.

@@ -14,12 +14,12 @@ from conftest import make_tiny_cfg
 from safetensors.torch import load_file
 from torch._dynamo.utils import counters
 
-from thermodiff.checkpoint import latest_checkpoint
 from thermodiff.config import Config, with_overrides
 from thermodiff.errors import ConfigError
-from thermodiff.fast import FastPath, GraphedFn, adamw, load_optimizer_state
-from thermodiff.model import build_model
-from thermodiff.train import ema_update, train
+from thermodiff.model.assemble import build_model
+from thermodiff.model.fast import FastPath, GraphedFn, adamw, load_optimizer_state
+from thermodiff.run.checkpoint import latest_checkpoint
+from thermodiff.training.train import ema_update, train
 
 FAST = ("train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.cuda_graphs=true")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -174,8 +174,8 @@ def test_cuda_resume_and_swiss_roll_figure(tmp_path: Path) -> None:
     resume of it is refused in one line, and the 2-D figure draws a CUDA model."""
     from thermodiff.data import load_dataset
     from thermodiff.errors import CheckpointError
-    from thermodiff.figures import swiss_roll_figure
-    from thermodiff.run import load_run
+    from thermodiff.plots.figure1 import swiss_roll_figure
+    from thermodiff.run.load import load_run
 
     for schedule in ("paper", "learned"):
         cfg = make_tiny_cfg(f"diffusion.schedule={schedule}")

@@ -16,7 +16,7 @@ from thermodiff.config import DataConfig, load_toml
 from thermodiff.data import Scaling, load_dataset
 from thermodiff.data.binary import MNIST_FILE, data_root
 from thermodiff.errors import DataError
-from thermodiff.run import p_bar_of
+from thermodiff.run.load import p_bar_of
 
 
 def valid_heartbeats() -> torch.Tensor:

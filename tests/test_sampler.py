@@ -16,7 +16,7 @@ import torch
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import EpsReverse, PaperReverse
 from thermodiff.diffusion.schedules import log_snr_betas, paper_betas
-from thermodiff.sample import sample
+from thermodiff.sampling.ancestral import sample
 
 F64 = torch.float64
 

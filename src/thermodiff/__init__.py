@@ -1,14 +1,5 @@
 """thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits."""
 
-from thermodiff.classifier import load_classifier, train_classifier
-from thermodiff.condition import (
-    BernoulliMask,
-    BernoulliObservation,
-    ClassifierGuidance,
-    GaussianObservation,
-    LogDensityGradient,
-    Mask,
-)
 from thermodiff.config import Config, load_toml
 from thermodiff.data import load_dataset
 from thermodiff.diffusion import (
@@ -20,12 +11,21 @@ from thermodiff.diffusion import (
     make_schedule,
     to_bits,
 )
-from thermodiff.evaluate import report
-from thermodiff.interpolate import interpolate
-from thermodiff.run import load_run
-from thermodiff.sample import p_sample_loop_progressive, sample
-from thermodiff.tasks import denoise, inpaint
-from thermodiff.train import train
+from thermodiff.evaluation.heldout import report
+from thermodiff.run.load import load_run
+from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
+from thermodiff.sampling.interpolate import interpolate
+from thermodiff.sampling.multipliers import (
+    BernoulliMask,
+    BernoulliObservation,
+    ClassifierGuidance,
+    GaussianObservation,
+    LogDensityGradient,
+    Mask,
+)
+from thermodiff.sampling.tasks import denoise, inpaint
+from thermodiff.training.classifier import load_classifier, train_classifier
+from thermodiff.training.train import train
 
 __version__ = "0.1.0"
 

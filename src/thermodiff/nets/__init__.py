@@ -7,7 +7,7 @@ import math
 from torch import nn
 
 from thermodiff.config import ModelConfig
-from thermodiff.config_rules import int_list
+from thermodiff.config.rules import int_list
 from thermodiff.errors import ConfigError
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import MultiScaleConv, PaperImageNet

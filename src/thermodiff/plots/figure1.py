@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from thermodiff.data import Dataset
-from thermodiff.model import DiffusionModel
-from thermodiff.plots import figure1
-from thermodiff.sample import p_sample_loop_progressive
+from thermodiff.model.assemble import DiffusionModel
+from thermodiff.plots.draw import figure1
+from thermodiff.sampling.ancestral import p_sample_loop_progressive
 
 
 @torch.no_grad()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermodiff.checkpoint import atomic_write_text, check_writable
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
-from thermodiff.evaluate import report
-from thermodiff.run import load_run
-from thermodiff.train import train
+from thermodiff.evaluation.heldout import report
+from thermodiff.run.checkpoint import atomic_write_text, check_writable
+from thermodiff.run.load import load_run
+from thermodiff.training.train import train
 
 _IMAGE_QUICK = (
     "train.steps=1500",
@@ -92,11 +92,11 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     result["step"] = step
     figures = []
     if ds.spec.shape == (2,):
-        from thermodiff.figures import swiss_roll_figure
+        from thermodiff.plots.figure1 import swiss_roll_figure
 
         figures.append(str(swiss_roll_figure(model, ds, out / "figure1.png")))
     if ds.spec.kind == "image8":  # 16 samples (EMA net, seed 0) as one grid in [0, 1]
-        from thermodiff.sample import sample_grid
+        from thermodiff.sampling.ancestral import sample_grid
 
         figures.append(str(sample_grid(model, ds.spec, ds.scaling, out / "samples.png", device=device)))
     result["figures"] = figures

@@ -16,7 +16,7 @@ from thermodiff.diffusion.bound import (
     to_bits,
 )
 from thermodiff.errors import ThermodiffError
-from thermodiff.model import DiffusionModel, dims
+from thermodiff.model.assemble import DiffusionModel, dims
 
 _FIELDS = ("kl", "prior", "edge", "entropy_T", "entropy_1", "log_null")
 

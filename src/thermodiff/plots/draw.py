@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from thermodiff.checkpoint import atomic_write_bytes  # noqa: E402
+from thermodiff.run.checkpoint import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

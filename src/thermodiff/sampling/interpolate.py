@@ -10,7 +10,7 @@ from torch import Tensor
 
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.errors import ThermodiffError
-from thermodiff.sample import Multiplier, p_sample_loop_progressive
+from thermodiff.sampling.ancestral import Multiplier, p_sample_loop_progressive
 
 
 def interpolate(

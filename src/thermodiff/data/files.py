@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from thermodiff.checkpoint import atomic_write_bytes, check_writable
 from thermodiff.data import DataSpec, Scaling
 from thermodiff.errors import DataError, ThermodiffError
+from thermodiff.run.checkpoint import atomic_write_bytes, check_writable
 
 SUFFIXES = (".png", ".npy")
 

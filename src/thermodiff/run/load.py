@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from thermodiff.checkpoint import latest_checkpoint, load_checkpoint, must_fit
 from thermodiff.config import Config, from_dict
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.diffusion.schedules import Schedule
 from thermodiff.errors import CheckpointError
-from thermodiff.model import DiffusionModel, build_model
+from thermodiff.model.assemble import DiffusionModel, build_model
+from thermodiff.run.checkpoint import latest_checkpoint, load_checkpoint, must_fit
 
 
 def p_bar_of(cfg: Config, ds: Dataset) -> float:

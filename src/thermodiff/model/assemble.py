@@ -13,7 +13,7 @@ from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
-from thermodiff.fast import FastPath
+from thermodiff.model.fast import FastPath
 from thermodiff.nets import build_net
 
 

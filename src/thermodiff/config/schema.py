@@ -9,10 +9,10 @@ from typing import Any
 
 import tomllib
 
-from thermodiff.config_rules import validate
+from thermodiff.config.rules import validate
 from thermodiff.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from thermodiff.condition import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
 from thermodiff.data import Scaling
-from thermodiff.errors import ThermodiffError
-from thermodiff.imageio import (
+from thermodiff.data.files import (
     check_out,
     is_image,
     panel_path,
@@ -27,9 +25,11 @@ from thermodiff.imageio import (
     to_pixels,
     write_data,
 )
-from thermodiff.interpolate import interpolate
-from thermodiff.model import DiffusionModel
-from thermodiff.sample import Multiplier, data_box, sample
+from thermodiff.errors import ThermodiffError
+from thermodiff.model.assemble import DiffusionModel
+from thermodiff.sampling.ancestral import Multiplier, data_box, sample
+from thermodiff.sampling.interpolate import interpolate
+from thermodiff.sampling.multipliers import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
 
 
 def denoise(
@@ -76,7 +76,7 @@ def guidance(
     classifier_run: Path | str, label: int, scale: float, model: DiffusionModel, scaling: Scaling, device: str
 ) -> list[Multiplier]:
     """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
-    from thermodiff.classifier import load_classifier
+    from thermodiff.training.classifier import load_classifier
 
     if model.kernel_name != "gaussian":
         raise ThermodiffError("classifier guidance needs a Gaussian kernel (this run is binomial)")
@@ -88,7 +88,7 @@ def guidance(
 def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name: str):
     """(out, model, spec, scaling, generator); out defaults to RUN/samples/NAME_seedS.png (.npy for
     vector data) and is checked before the model runs."""
-    from thermodiff.run import load_run
+    from thermodiff.run.load import load_run
 
     if out is not None:
         check_out(out)
@@ -103,7 +103,7 @@ def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name
 
 def _finish(out: Path, result: Tensor, spec, columns: list[tuple[str, Tensor]]) -> list[Path]:
     """Write the output, then (image runs) the panel of P Figs. 3-5 beside it."""
-    from thermodiff.plots import condition_panel
+    from thermodiff.plots.draw import condition_panel
 
     paths = [write_data(out, result, spec)]
     if is_image(spec):

@@ -79,7 +79,7 @@ def parzen_estimate(
 @torch.no_grad()
 def model_samples_01(model, spec, scaling, n: int, seed: int = 0, device: str = "cpu", batch: int = 1000):
     """n model samples mapped to [0, 1] pixel units (scaling.invert, / 255, clamped), float64 on CPU."""
-    from thermodiff.sample import sample, to_data_units
+    from thermodiff.sampling.ancestral import sample, to_data_units
 
     gen = torch.Generator(device).manual_seed(seed)
     kernel = model.kernel()
@@ -100,7 +100,7 @@ def parzen_report(
     The paper's validation images were MNIST training indices 50k-60k, which we do not have (only the
     first 10k training images ship in shared/data); the last 1,000 of the training images stand in for
     them. They were also seen in training, which may favour a narrower sigma than unseen images would."""
-    from thermodiff.sample import to_data_units
+    from thermodiff.sampling.ancestral import to_data_units
 
     samples = model_samples_01(model, ds.spec, ds.scaling, n_samples, seed, device)
     valid = to_data_units(ds.train[-n_valid:], ds.spec, ds.scaling)

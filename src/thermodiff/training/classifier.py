@@ -20,8 +20,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from thermodiff import fast
-from thermodiff.checkpoint import (
+from thermodiff.config import Config, from_dict
+from thermodiff.config.rules import int_list
+from thermodiff.data import DataSpec, Scaling, dequantize, load_dataset
+from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.schedules import make_schedule
+from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError
+from thermodiff.model import fast
+from thermodiff.nets.time import sinusoidal_embedding
+from thermodiff.nets.unet import Downsample, ResBlock, group_norm
+from thermodiff.run.checkpoint import (
     atomic_write_text,
     generator_state,
     has_checkpoint,
@@ -31,15 +39,7 @@ from thermodiff.checkpoint import (
     restore_generator,
     save_checkpoint,
 )
-from thermodiff.config import Config, from_dict
-from thermodiff.config_rules import int_list
-from thermodiff.data import DataSpec, Scaling, dequantize, load_dataset
-from thermodiff.diffusion.gaussian import GaussianKernel
-from thermodiff.diffusion.schedules import make_schedule
-from thermodiff.errors import CheckpointError, ConfigError, DataError, ThermodiffError
-from thermodiff.nets.time import sinusoidal_embedding
-from thermodiff.nets.unet import Downsample, ResBlock, group_norm
-from thermodiff.run import data_of
+from thermodiff.run.load import data_of
 
 TASKS = ("classifier", "clean_classifier")
 
@@ -194,7 +194,7 @@ def train_classifier(
     progress: bool = False,
 ) -> Path:
     """Minimise cross-entropy of p(y | x_t, t), t ~ U{0..T} (clean: t = 0) (ADM 4.1); EMA; checkpoints."""
-    from thermodiff.train import _progress, _truncate_metrics, ema_update, learning_rate
+    from thermodiff.training.train import _progress, _truncate_metrics, ema_update, learning_rate
 
     run_dir = Path(run_dir)
     if cfg.train.task not in TASKS:

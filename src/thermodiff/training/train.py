@@ -19,9 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from thermodiff import distributed as dist
-from thermodiff import fast
-from thermodiff.checkpoint import (
+from thermodiff.config import Config, from_dict, replace_section
+from thermodiff.data import Dataset, dequantize, load_dataset
+from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
+from thermodiff.errors import ConfigError, ThermodiffError, first_line
+from thermodiff.model import fast
+from thermodiff.model.assemble import DiffusionModel, build_model, dims
+from thermodiff.run.checkpoint import (
     atomic_write_text,
     generator_state,
     has_checkpoint,
@@ -31,12 +35,8 @@ from thermodiff.checkpoint import (
     restore_generator,
     save_checkpoint,
 )
-from thermodiff.config import Config, from_dict, replace_section
-from thermodiff.data import Dataset, dequantize, load_dataset
-from thermodiff.diffusion.bound import BoundTerms, bound_stochastic, draw_t, to_bits, uniform_t_probs
-from thermodiff.errors import ConfigError, ThermodiffError, first_line
-from thermodiff.model import DiffusionModel, build_model, dims
-from thermodiff.run import check_weights, model_tensors, p_bar_of, run_meta
+from thermodiff.run.load import check_weights, model_tensors, p_bar_of, run_meta
+from thermodiff.training import distributed as dist
 
 
 def learning_rate(cfg: Config, step: int) -> float:
@@ -95,7 +95,7 @@ def train(
     run_dir = Path(run_dir)
     cfg = config_for_run(run_dir, cfg, resume, overrides)
     if cfg.train.task != "diffusion":  # a noisy or clean classifier (classifier.py)
-        from thermodiff.classifier import train_classifier
+        from thermodiff.training.classifier import train_classifier
 
         return train_classifier(cfg, run_dir, device, resume, on_log, progress)
     ds = load_dataset(cfg.data)
@@ -172,7 +172,7 @@ def train(
             _save(run_dir, step + 1, cfg, ds, model, ema_net, ema_sched, opt, gen)
         every = cfg.train.sample_every
         if every and (step + 1) % every == 0 and len(ds.spec.shape) == 3 and dist.is_main():
-            from thermodiff.sample import sample_grid  # EMA net, fixed seed: progress at a glance
+            from thermodiff.sampling.ancestral import sample_grid  # EMA net, fixed seed: progress at a glance
 
             png = run_dir / "samples" / f"step_{step + 1:07d}.png"
             sample_grid(model, ds.spec, ds.scaling, png, net=ema_net, device=device)

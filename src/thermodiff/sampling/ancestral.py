@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from thermodiff.condition import DataBox
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.errors import ThermodiffError
+from thermodiff.sampling.multipliers import DataBox
 
 if TYPE_CHECKING:
     from thermodiff.data import Scaling
-    from thermodiff.model import DiffusionModel
+    from thermodiff.model.assemble import DiffusionModel
 
 Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
 
@@ -93,7 +93,7 @@ def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="
     """n samples of an image model as one PNG grid in [0, 1], drawn as `thermodiff sample --seed` draws
     them (predicted x_0 kept in 0..255, data_box); `net` (e.g. the EMA copy) runs in eval mode with its
     own seeded generator, so a training run's random stream is left untouched."""
-    from thermodiff.plots import image_grid
+    from thermodiff.plots.draw import image_grid
 
     net = model.net if net is None else net
     was_training = net.training

@@ -1,0 +1,1 @@
+"""Figures (matplotlib, Agg): Figure 1, sample grids, conditioning panels."""

@@ -1,0 +1,1 @@
+"""Sampling: the ancestral generator, multipliers r(x) (denoise, inpaint, guidance), interpolation."""
