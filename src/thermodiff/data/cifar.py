@@ -15,8 +15,8 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
-from thermodiff.data.binary import data_root
 from thermodiff.data.images import _read_images, image_dataset, split_images
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -124,7 +124,7 @@ def cifar10_arrays(path: str | Path) -> tuple[Tensor | None, Tensor | None, Tens
 
 def cifar10(cfg: DataConfig) -> Dataset:
     """CIFAR-10 (P 3.2); given only a test split (the JPEG zip): n_test held out, the rest for training."""
-    path = Path(cfg.path) if cfg.path else data_root()
+    path = Path(cfg.path) if cfg.path else data_root("CIFAR-10")
     x_train, _, x_test, _ = cifar10_arrays(path)
     if x_train is None:
         x_train, x_test = split_images(x_test, cfg.n_test, cfg.seed, str(path))

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset, DataSpec, Scaling
-from thermodiff.data.binary import data_root
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -147,7 +147,7 @@ def mnist_arrays(path: str | Path) -> tuple[Tensor, Tensor | None, Tensor, Tenso
 
 def mnist(cfg: DataConfig) -> Dataset:
     """MNIST as 8-bit images (P 3.2): the first n_train training and n_test test images."""
-    x_train, y_train, x_test, y_test = mnist_arrays(Path(cfg.path) if cfg.path else data_root())
+    x_train, y_train, x_test, y_test = mnist_arrays(Path(cfg.path) if cfg.path else data_root("MNIST"))
     ds = image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
     ds.labels_train = None if y_train is None else y_train[: cfg.n_train]
     ds.labels_test = None if y_test is None else y_test[: cfg.n_test]
