@@ -15,7 +15,7 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
-from thermodiff.data.images import _read_images, image_dataset, split_images
+from thermodiff.data.images import image_dataset, read_images, split_images
 from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
@@ -107,7 +107,7 @@ def cifar10_arrays(path: str | Path) -> tuple[Tensor | None, Tensor | None, Tens
         return tuple(torch.from_numpy(a) for a in (x_train, y_train, x_test, y_test))
     out: list[Tensor | None] = []
     for split in ("train", "test"):
-        names, x = _read_images(source, under=f"{split}/", missing_ok=True)
+        names, x = read_images(source, under=f"{split}/", missing_ok=True)
         if x is not None and tuple(x.shape[1:]) != (3, 32, 32):
             raise DataError(f"{source}: {split} images are {tuple(x.shape[1:])}, CIFAR-10 needs (3, 32, 32)")
         classes = [n.split("/")[1] if n.count("/") >= 2 else "" for n in names]

@@ -195,7 +195,7 @@ def decode_image(f, name: str, size: int | None = None, grayscale: bool = False)
     return a
 
 
-def _read_images(
+def read_images(
     source: Path, size: int | None = None, grayscale: bool = False, under: str = "", missing_ok: bool = False
 ) -> tuple[list[str], Tensor | None]:
     """All images of a folder or .zip -> names, uint8 (N, C, H, W); every shape equal unless size is given."""
@@ -221,7 +221,7 @@ def _read_images(
 
 def image_folder(path: str | Path, size: int | None = None, grayscale: bool = False) -> Tensor:
     """Every PNG / JPEG / GIF in a folder (recursively) or .zip, sorted by name -> uint8 (N, C, H, W)."""
-    return _read_images(Path(path), size, grayscale)[1]
+    return read_images(Path(path), size, grayscale)[1]
 
 
 def image_folder_dataset(cfg: DataConfig) -> Dataset:
@@ -229,8 +229,8 @@ def image_folder_dataset(cfg: DataConfig) -> Dataset:
     if not cfg.path:
         raise DataError("data.path must name a folder or .zip of PNG, JPEG or GIF images")
     source, size = Path(cfg.path), cfg.resize or None
-    _, x_train = _read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
-    _, x_test = _read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
+    _, x_train = read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
+    _, x_test = read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
     if x_train is None or x_test is None:
         x_train, x_test = split_images(
             image_folder(source, size, cfg.grayscale), cfg.n_test, cfg.seed, str(source)
