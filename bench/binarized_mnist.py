@@ -92,7 +92,8 @@ def main() -> None:
     t0 = time.time()
     train(load_toml("binarized_mnist", overrides), run_dir, device=device)
     train_s = time.time() - t0
-    cfg, model, spec, scaling, step = load_run(run_dir, device)
+    run = load_run(run_dir, device)
+    cfg, model, step = run.config, run.model, run.step
     ds = load_dataset(cfg.data)
     name = "binarized_mnist" if budget == "gpu" else f"binarized_mnist_{budget}"
     path = Path(__file__).parent / "results" / f"{name}.json"
@@ -114,7 +115,9 @@ def main() -> None:
         result["all_t_first_1000"] = {k: r[k] for k in KEEP.split()}
     result["eval_seconds"] = round(time.time() - t0, 1)
     atomic_write_text(path, json.dumps(result, indent=1))
-    result["samples"] = str(sample_grid(model, spec, scaling, out / "samples.png", n=64, device=device))
+    result["samples"] = str(
+        sample_grid(model, run.spec, run.scaling, out / "samples.png", n=64, device=device)
+    )
     atomic_write_text(path, json.dumps(result, indent=1))
     for stage in ("uniform_t", "all_t_first_1000"):
         if stage in result:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,6 @@ from torch.nn import functional as F
 
 from thermodiff.config import from_dict, load_toml
 from thermodiff.data import load_dataset
-from thermodiff.data.files import to_data
 from thermodiff.plots.draw import condition_panel
 from thermodiff.run.checkpoint import atomic_write_text
 from thermodiff.run.load import load_run
@@ -35,6 +35,11 @@ from thermodiff.sampling.multipliers import ClassifierGuidance
 from thermodiff.sampling.tasks import denoise, inpaint
 from thermodiff.training.classifier import accuracy, load_classifier
 from thermodiff.training.train import train
+
+# data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)
+os.environ["THERMODIFF_DATA"] = os.environ.get("THERMODIFF_DATA") or str(
+    Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 UNET = {
     "net": "unet",
@@ -120,8 +125,9 @@ def prepare(args, b: dict, out: Path, device: str) -> tuple[dict, dict]:
     return runs, seconds
 
 
-def pixels(x: torch.Tensor, spec, scaling) -> torch.Tensor:
-    return (to_data(x.cpu(), spec, scaling) / 255.0).clamp(0, 1)
+def pixels(x: torch.Tensor, units) -> torch.Tensor:
+    """Model space -> pixels in [0, 1] (data / 255, clamped)."""
+    return units.model_to_pixels(x.cpu())
 
 
 def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -142,27 +148,27 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     )
 
 
-def bench_denoise(model, x, val, spec, scaling, k_mean, gen, figs: Path) -> dict:
+def bench_denoise(model, x, val, units, k_mean, gen, figs: Path) -> dict:
     """SNR 1: y = x + N(0, 1) in model space (data scaled to unit variance), as in the paper. One
     posterior sample per image, and the mean of k samples (an estimate of the posterior mean, the
     minimum-MSE denoiser; one sample has about twice its MSE)."""
-    clean, val_clean = pixels(x, spec, scaling), pixels(val, spec, scaling)
+    clean, val_clean = pixels(x, units), pixels(val, units)
     y = x + torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
     y_val = val + torch.randn(val.shape, generator=gen, device=x.device, dtype=x.dtype)
-    noisy, noisy_val = pixels(y, spec, scaling), pixels(y_val, spec, scaling)
+    noisy, noisy_val = pixels(y, units), pixels(y_val, units)
     sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     best = max(sigmas, key=lambda s: psnr(blur(noisy_val, s).clamp(0, 1), val_clean))
     blurred = blur(noisy, best).clamp(0, 1)
     t0 = time.time()
-    box = data_box(model, spec, scaling)
-    one = pixels(denoise(model, y, 1.0, gen, box), spec, scaling)
-    many = pixels(denoise(model, y.repeat(k_mean, 1, 1, 1), 1.0, gen, box), spec, scaling)
+    box = data_box(model, units)
+    one = pixels(denoise(model, y, 1.0, gen, box), units)
+    many = pixels(denoise(model, y.repeat(k_mean, 1, 1, 1), 1.0, gen, box), units)
     mean = many.reshape(k_mean, *x.shape).mean(0)
     cols = [("clean", clean), ("noisy (SNR 1)", noisy), (f"blur {best}", blurred), ("denoised", one)]
     condition_panel([*cols, (f"mean of {k_mean}", mean)], figs / "denoise_panel.png")
     r = {
         "noise_std_model_units": 1.0,
-        "noise_std_grey_levels": 1.0 / scaling.scale,
+        "noise_std_grey_levels": 1.0 / units.scaling.scale,
         "psnr_noisy_db": psnr(noisy, clean),
         "psnr_blur_db": psnr(blurred, clean),
         "blur_sigma_pixels": best,
@@ -175,26 +181,26 @@ def bench_denoise(model, x, val, spec, scaling, k_mean, gen, figs: Path) -> dict
     return r
 
 
-def bench_inpaint(model, x, spec, scaling, k_mean, gen, figs: Path) -> dict:
+def bench_inpaint(model, x, units, k_mean, gen, figs: Path) -> dict:
     """The left half unknown (the paper's task, mirrored): MSE on the hole vs the training mean image,
     for one sample and for the mean of k (mean fill is the prior mean; compare it with the posterior's)."""
     W = x.shape[-1]
     known = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
     known[..., W // 2 :] = True
     t0 = time.time()
-    box = data_box(model, spec, scaling)
+    box = data_box(model, units)
     xs, knowns = x.repeat(k_mean, 1, 1, 1), known.repeat(k_mean, 1, 1, 1)
     results = inpaint(model, xs, knowns, gen, box)
     result = results[: x.shape[0]]
     exact = bool(torch.equal(results[knowns], xs[knowns]))  # model space, where the sampler pins them
-    clean, out = pixels(x, spec, scaling), pixels(result, spec, scaling)
-    each = pixels(results, spec, scaling).reshape(k_mean, *x.shape)
+    clean, out = pixels(x, units), pixels(result, units)
+    each = pixels(results, units).reshape(k_mean, *x.shape)
     mean_out = each.mean(0)
     # spread of the k samples on the hole: an estimate of the posterior variance v. An exact posterior
     # sample has MSE 2v, the exact posterior mean v, mean fill the prior variance: one sample beats mean
     # fill only where the known half explains more than half of the hole's variance.
     post_var = float(each.var(0, unbiased=True)[~known.cpu()].mean())
-    mean_img = pixels(torch.zeros_like(x[:1]), spec, scaling).expand_as(clean)  # shift = training mean
+    mean_img = pixels(torch.zeros_like(x[:1]), units).expand_as(clean)  # shift = training mean
     hole = ~known.cpu()
     filled = torch.where(hole, mean_img, clean)
     cols = [
@@ -219,22 +225,22 @@ def bench_inpaint(model, x, spec, scaling, k_mean, gen, figs: Path) -> dict:
     }
 
 
-def bench_guidance(model, clf, judge, per_class, scales, spec, scaling, device, figs: Path) -> dict:
+def bench_guidance(model, clf, judge, per_class, scales, units, device, figs: Path) -> dict:
     """Judge accuracy on samples guided toward each class: mean + s Sigma grad log p(y | x_t, t)."""
-    clf.check_matches(model.kernel().betas.detach(), scaling)
+    clf.check_matches(model.kernel().betas.detach(), units.scaling)
     n_classes = clf.n_classes
     labels = torch.arange(n_classes, device=device).repeat_interleave(per_class)
     kernel, rows = model.kernel(), []
     for s in scales:
         t0 = time.time()
         gen = torch.Generator(device).manual_seed(7)
-        mults = [*data_box(model, spec, scaling), ClassifierGuidance(lambda x, t: clf(x, t, labels), s)]
-        x = sample(kernel, model.model_fn(kernel), spec.shape, labels.numel(), gen, device, mults)
+        mults = [*data_box(model, units), ClassifierGuidance(lambda x, t: clf(x, t, labels), s)]
+        x = sample(kernel, model.model_fn(kernel), units.spec.shape, labels.numel(), gen, device, mults)
         pred = judge.logits(x, torch.zeros_like(labels)).argmax(1)
         hit = (pred == labels).float().reshape(n_classes, per_class).mean(1)
         rows.append({"scale": s, "accuracy": float(hit.mean()), "per_class": hit.tolist(),
                      "seconds": round(time.time() - t0, 1)})  # fmt: skip
-        grid = pixels(x, spec, scaling).reshape(n_classes, per_class, *spec.shape)[:, : min(per_class, 8)]
+        grid = pixels(x, units).reshape(n_classes, per_class, *units.spec.shape)[:, : min(per_class, 8)]
         condition_panel([(str(c), grid[c]) for c in range(n_classes)], figs / f"guided_s{s:g}.png")
     return {"per_class_samples": per_class, "scales": rows, "best_accuracy": max(r["accuracy"] for r in rows)}
 
@@ -252,9 +258,10 @@ def main() -> None:
     budget = args.budget or ("gpu" if args.device.startswith("cuda") else "cpu")
     b, out, device, t_start = BUDGETS[budget], Path(args.out), args.device, time.time()
     runs, train_seconds = prepare(args, b, out, device)
-    cfg, model, spec, scaling, step = load_run(runs["model"], device)
+    run = load_run(runs["model"], device)
+    cfg, model, units = run.config, run.model, run.units
     ds = load_dataset(cfg.data)
-    test = scaling.apply(ds.scaling.invert(ds.test)).to(device)  # in the model's own scaling
+    test = units.to_model(ds.units.to_data(ds.test)).to(device)  # in the model's own scaling
     x, val = test[: b["n_eval"]], test[-b["n_val"] :]
     clf, judge = load_classifier(runs["classifier"], device), load_classifier(runs["judge"], device)
     figs = out / "figures"
@@ -272,16 +279,14 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "runs": {k: str(v) for k, v in runs.items()},
         "train_seconds": train_seconds,
-        "model_steps": step,
+        "model_steps": run.step,
         "model_config": cfg.to_dict(),
         "judge_test_accuracy": accuracy(judge, sanity_x, sanity_y),
         "noisy_classifier_test_accuracy_by_t": noisy_acc,
         "n_eval_images": x.shape[0],
-        "denoise": bench_denoise(model, x, val, spec, scaling, b["k_mean"], gen, figs),
-        "inpaint": bench_inpaint(model, x, spec, scaling, b["k_mean"], gen, figs),
-        "guidance": bench_guidance(
-            model, clf, judge, b["per_class"], b["scales"], spec, scaling, device, figs
-        ),
+        "denoise": bench_denoise(model, x, val, units, b["k_mean"], gen, figs),
+        "inpaint": bench_inpaint(model, x, units, b["k_mean"], gen, figs),
+        "guidance": bench_guidance(model, clf, judge, b["per_class"], b["scales"], units, device, figs),
         "targets": {
             "denoised_minus_blur_db": ">= 3",
             "guided_accuracy_some_scale": ">= 0.9",
@@ -302,7 +307,7 @@ def main() -> None:
     result["total_seconds"] = round(time.time() - t_start, 1)
     path = Path(__file__).parent / "results" / "conditioning.json"
     atomic_write_text(path, json.dumps(result, indent=1))
-    print(f"budget {budget} on {device}: model {step} steps; train seconds {train_seconds}")
+    print(f"budget {budget} on {device}: model {run.step} steps; train seconds {train_seconds}")
     print(f"judge accuracy on test images {result['judge_test_accuracy']:.3f}; noisy clf by t {noisy_acc}")
     print(f"denoise SNR 1   PSNR noisy {dn['psnr_noisy_db']:.2f}  blur(s={dn['blur_sigma_pixels']}) "
           f"{dn['psnr_blur_db']:.2f}  denoised {dn['psnr_denoised_db']:.2f}  mean of {k} "

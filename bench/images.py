@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -34,7 +35,12 @@ from thermodiff.run.checkpoint import atomic_write_text
 from thermodiff.run.load import load_run
 from thermodiff.training.train import train
 
-PAPER = {  # P Tables 1-2 (PAPER.md 3.1)
+# data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)
+os.environ["THERMODIFF_DATA"] = os.environ.get("THERMODIFF_DATA") or str(
+    Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+
+PAPER = {  # P Tables 1-2
     "dead_leaves": {
         "K_bits": 1.489,
         "K_minus_Lnull_bits": 3.536,
@@ -162,7 +168,8 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float) -> d
     t0 = time.time()
     train(cfg, run_dir, device=device)
     train_s = time.time() - t0
-    cfg, model, _, _, step = load_run(run_dir, device)
+    run = load_run(run_dir, device)
+    cfg, model, step = run.config, run.model, run.step
     ds = train_module.load_dataset(cfg.data)
     t0 = time.time()
     draws = 1 if quick or cfg.eval.exact else 8  # one-t configs (the U-Net): 8 t per image, averaged
@@ -181,7 +188,8 @@ def parzen(run_dir: Path, device: str, n_samples: int) -> dict:
     from thermodiff.evaluation.parzen import parzen_report
 
     t0 = time.time()
-    cfg, model, _, _, _ = load_run(run_dir, device)
+    run = load_run(run_dir, device)
+    cfg, model = run.config, run.model
     if device.startswith("cuda"):  # samples only: sigma >= 0.1 = 25 grey levels, bf16 is plenty
         model.fast.precision = "bf16"
     row = parzen_report(model, train_module.load_dataset(cfg.data), n_samples, device=device)

@@ -29,7 +29,8 @@ def run_one(T: int, steps: int, device: str, out: Path, extra: list[str]) -> dic
     t0 = time.time()
     train(cfg, run_dir, device=device, resume=(run_dir / "checkpoints" / "LATEST").exists())
     train_s = time.time() - t0
-    cfg, model, _, _, step = load_run(run_dir, device)
+    run = load_run(run_dir, device)
+    cfg, model, step = run.config, run.model, run.step
     r = report(model, load_dataset(cfg.data), cfg.eval.n, True, cfg.eval.batch, device)
     keep = (
         "K_bits stderr_bits K_minus_Lnull_bits L_null_bits true_loglik_bits gap_to_truth_bits "

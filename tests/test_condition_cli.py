@@ -1,4 +1,4 @@
-"""The conditioning commands end to end (denoise, inpaint, interpolate, sample --guide; P 2.5, DESIGN.md 3)
+"""The conditioning commands end to end (denoise, inpaint, interpolate, sample --guide; P 2.5)
 on a tiny labelled 8x8 image set in MNIST's IDX format, a tiny U-Net and a tiny noisy classifier;
 bad inputs give one error line, exit code 2 and no output file; classifier training resumes exactly."""
 
@@ -15,8 +15,8 @@ from PIL import Image
 from thermodiff.cli import main
 from thermodiff.config import DataConfig, from_dict
 from thermodiff.data import load_dataset
-from thermodiff.data.binary import data_root
 from thermodiff.data.images import write_idx
+from thermodiff.data.root import data_root
 from thermodiff.errors import ConfigError, DataError
 from thermodiff.run.checkpoint import latest_checkpoint
 from thermodiff.training.classifier import accuracy, load_classifier

@@ -1,4 +1,4 @@
-"""The GPU fast path (fast.py, DESIGN.md 5): on a CPU every switch is a no-op, so a run with all of
+"""The GPU fast path (model/fast.py): on a CPU every switch is a no-op, so a run with all of
 them on is bit for bit the plain run; with train.fast_cpu the same code (bf16 autocast, channels-last,
 torch.compile) runs on the CPU and agrees with the plain fp32 eager call within bf16 tolerance; on a
 GPU (tests skipped without one) the graphed bf16 network call does too."""
@@ -188,6 +188,6 @@ def test_cuda_resume_and_swiss_roll_figure(tmp_path: Path) -> None:
         assert all(torch.allclose(wa[k], wb[k], rtol=1e-5, atol=1e-7) for k in wa)
     with pytest.raises(CheckpointError, match="saved on cuda"):
         train(cfg, b, device="cpu", resume=True)
-    _, model, *_ = load_run(a, "cuda")
+    model = load_run(a, "cuda").model
     png = swiss_roll_figure(model, load_dataset(cfg.data), tmp_path / "figure1.png", n=200)
     assert Path(png).stat().st_size > 0

@@ -1,4 +1,4 @@
-"""Binary data (PAPER.md 2, DESIGN.md 2): the heartbeat generator and its true log-likelihood, the
+"""Binary data (P 3.1.2, App. D.1.2): the heartbeat generator and its true log-likelihood, the
 binarized-MNIST loader and its errors, and a tiny heartbeat train + evaluate through the CLI."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch
 from thermodiff import cli
 from thermodiff.config import DataConfig, load_toml
 from thermodiff.data import Scaling, load_dataset
-from thermodiff.data.binary import MNIST_FILE, data_root
+from thermodiff.data.binary import MNIST_FILE
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 from thermodiff.run.load import p_bar_of
 

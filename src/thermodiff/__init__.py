@@ -1,7 +1,7 @@
 """thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits."""
 
 from thermodiff.config import Config, load_toml
-from thermodiff.data import load_dataset
+from thermodiff.data import Units, load_dataset, register_data
 from thermodiff.diffusion import (
     BinomialKernel,
     GaussianKernel,
@@ -12,7 +12,8 @@ from thermodiff.diffusion import (
     to_bits,
 )
 from thermodiff.evaluation.heldout import report
-from thermodiff.run.load import load_run
+from thermodiff.nets import register_net
+from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import (
@@ -39,6 +40,8 @@ __all__ = [
     "GaussianObservation",
     "LogDensityGradient",
     "Mask",
+    "Run",
+    "Units",
     "bound_exact",
     "bound_stochastic",
     "denoise",
@@ -51,6 +54,8 @@ __all__ = [
     "make_reverse",
     "make_schedule",
     "p_sample_loop_progressive",
+    "register_data",
+    "register_net",
     "report",
     "sample",
     "to_bits",

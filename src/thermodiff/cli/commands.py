@@ -111,7 +111,8 @@ def cmd_evaluate(args) -> int:
     from thermodiff.run.load import load_run
 
     device = _device(args.device)
-    cfg, model, _, _, step = load_run(Path(args.run), device)
+    run = load_run(Path(args.run), device)
+    cfg, model = run.config, run.model
     out = check_writable(Path(args.run) / "eval.json")
     ds = load_dataset(cfg.data)
     exact = cfg.eval.exact if args.exact is None else args.exact
@@ -119,10 +120,10 @@ def cmd_evaluate(args) -> int:
         "K_bits": cfg.eval.reference_K_bits,
         "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
     }
-    if args.parzen and (ds.spec.kind != "image8" or args.parzen_samples < 1):
+    if args.parzen and (not ds.units.eight_bit or args.parzen_samples < 1):
         raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
     r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref, args.draws)
-    r["step"] = step
+    r["step"] = run.step
     if not math.isfinite(r["K_bits"]):
         raise ThermodiffError(f"K = {r['K_bits']}: the bound is not finite for this model; nothing written")
     if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
@@ -145,23 +146,24 @@ def cmd_sample(args) -> int:
     from thermodiff.sampling.ancestral import data_box, sample
 
     device = _device(args.device)
-    _, model, spec, scaling, _ = load_run(Path(args.run), device)
+    run = load_run(Path(args.run), device)
+    model, spec, units = run.model, run.spec, run.units
     out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
-    mults = [] if args.no_clip else data_box(model, spec, scaling)
+    mults = [] if args.no_clip else data_box(model, units)
     if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
         from thermodiff.sampling.tasks import guidance
 
         if not args.classifier:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
-        mults += guidance(args.classifier, args.guide, args.scale, model, scaling, device)
+        mults += guidance(args.classifier, args.guide, args.scale, model, run.scaling, device)
     elif args.classifier or args.scale != 1.0:
         raise ThermodiffError("--classifier and --scale go with --guide CLASS")
     x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
     if not torch.isfinite(x).all():
         raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
-    x = scaling.invert(x.cpu()) if spec.kind in ("continuous", "image8") else x.cpu()  # data units
+    x = units.to_data(x.cpu())
     if out.suffix == ".npy":
         import io
 
@@ -171,8 +173,7 @@ def cmd_sample(args) -> int:
     elif len(spec.shape) == 1 and spec.shape[0] == 2:
         scatter(x, out, title=f"{args.n} samples")
     else:
-        shape = spec.shape if len(spec.shape) == 3 else (1, 1, math.prod(spec.shape))
-        image_grid(x.reshape(-1, *shape).float() / (255.0 if spec.kind == "image8" else 1.0), out)
+        image_grid(units.grid(x), out)
     print(f"wrote {out}")
     return 0
 

@@ -6,27 +6,24 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from thermodiff.config.lists import int_list
+from thermodiff.data.sources import DATASETS
+from thermodiff.diffusion.reverse import LEGACY_NAMES, PARAMETERIZATIONS
+from thermodiff.diffusion.schedules import LEARNED_INITS, SCHEDULES
 from thermodiff.errors import ConfigError
+from thermodiff.nets.registry import NETS
 
 if TYPE_CHECKING:
     from thermodiff.config import Config
 
-# the kind of example each data set gives (thermodiff.data.DATASETS) and each network takes (nets.build_net)
-_DATA_KIND = dict.fromkeys(("swiss_roll", "gaussian", "heartbeat"), "vectors") | dict.fromkeys(
-    ("binarized_mnist", "mnist", "cifar10", "image_folder", "dead_leaves", "bark"), "images"
-)
-_NET_KIND = dict.fromkeys(("mlp", "paper_mlp", "rbf"), "vectors") | dict.fromkeys(
-    ("paper_image", "unet"), "images"
-)
-
-_CHOICES = {
-    ("data", "name"): tuple(_DATA_KIND),
-    ("model", "net"): tuple(_NET_KIND),
-    ("diffusion", "kernel"): ("gaussian", "binomial"),
+_CHOICES = {  # a registry's live keys where there is one (a name registered later is a valid choice)
+    ("data", "name"): DATASETS,
+    ("model", "net"): NETS,
+    ("diffusion", "kernel"): tuple(dict.fromkeys(kernel for kernel, _ in PARAMETERIZATIONS)),
     ("diffusion", "first_step"): ("fixed", "learned"),
-    ("diffusion", "schedule"): ("paper", "log_snr", "linear", "cosine", "learned", "binomial"),
-    ("diffusion", "learned_init"): ("paper", "log_snr"),
-    ("diffusion", "parameterization"): ("paper", "eps", "offset", "bernoulli"),
+    ("diffusion", "schedule"): SCHEDULES,
+    ("diffusion", "learned_init"): LEARNED_INITS,
+    ("diffusion", "parameterization"): tuple(dict.fromkeys(name for _, name in PARAMETERIZATIONS)),
     ("diffusion", "variance"): ("learned", "small", "large", "learned_range", "full"),
     ("train", "precision"): ("fp32", "bf16"),
     ("train", "task"): ("diffusion", "classifier", "clean_classifier"),
@@ -71,14 +68,9 @@ def within(value: float, interval: str) -> bool:
     return (isinstance(value, int) or math.isfinite(value)) and above and below
 
 
-def int_list(text: str) -> tuple[int, ...] | None:
-    """'1,2,2' -> (1, 2, 2), '' -> (); None unless every item is a non-negative integer."""
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    return tuple(int(s) for s in items) if all(s.isascii() and s.isdigit() for s in items) else None
-
-
-# which parameterizations each kernel takes ("bernoulli": older binomial runs' name for "paper")
-_PARAMETERIZATIONS = {"gaussian": ("paper", "eps"), "binomial": ("paper", "offset", "bernoulli")}
+def parameterizations(kernel: str) -> tuple[str, ...]:
+    """The parameterization names a kernel takes (diffusion.reverse.PARAMETERIZATIONS)."""
+    return tuple(name for k, name in PARAMETERIZATIONS if k == kernel)
 
 
 def validate(cfg: Config) -> None:
@@ -94,17 +86,21 @@ def validate(cfg: Config) -> None:
             if not within(value, interval):
                 raise ConfigError(f"{key} = {value!r} must lie in {interval}")
     d, t, m = cfg.diffusion, cfg.train, cfg.model
-    mults, net_kind, data_kind = int_list(m.mults), _NET_KIND[m.net], _DATA_KIND[cfg.data.name]
-    nets = [n for n, kind in _NET_KIND.items() if kind == data_kind]
+    mults, net_kind, data_kind = int_list(m.mults), NETS[m.net].kind, DATASETS[cfg.data.name].kind
+    nets = [n for n, entry in NETS.items() if entry.kind == data_kind]
+    offered = "; ".join(
+        f"{k}: {', '.join(p for p in parameterizations(k) if p not in LEGACY_NAMES)}"
+        for k in _CHOICES["diffusion", "kernel"]
+    )
     checks = [
         (
             d.first_step == "fixed" or d.kernel == "binomial",
             "diffusion.first_step = 'learned' needs diffusion.kernel = 'binomial' (discrete x_0)",
         ),
         (
-            d.parameterization in _PARAMETERIZATIONS[d.kernel],
+            d.parameterization in parameterizations(d.kernel),
             f"diffusion.parameterization = '{d.parameterization}' does not apply to the {d.kernel} kernel "
-            "(gaussian: paper, eps; binomial: paper, offset)",
+            f"({offered})",
         ),
         (
             cfg.data.p_bar == -1.0 or 0.0 < cfg.data.p_bar < 1.0,

@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from thermodiff.config import DataConfig
-from thermodiff.data import toy
+from thermodiff.data.sources import DATASETS, DataSource, register_data
+from thermodiff.data.units import Units
 from thermodiff.errors import DataError
+
+if TYPE_CHECKING:
+    from thermodiff.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,9 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Scaling:
-    """y = (x - shift) * scale. Scaling.fit takes one global shift and scale, the paper code's scalar
-    pair (PAPER.md 1.4), so that K is in the paper's units; older runs may hold per-dimension shifts."""
+    """y = (x - shift) * scale. Scaling.fit takes one global shift and scale, the scalar pair of the
+    paper's reference code, so that K is in the units of P Table 1; older runs may hold per-dimension
+    shifts."""
 
     shift: tuple[float, ...]
     scale: float
@@ -74,6 +79,11 @@ class Dataset:
     labels_train: Tensor | None = None  # int64 (N,) class labels where the data set has them (MNIST)
     labels_test: Tensor | None = None
 
+    @property
+    def units(self) -> Units:
+        """Conversions between model space, data units and pixels (units.py)."""
+        return Units(self.spec, self.scaling)
+
 
 def dequantize(x: Tensor, scale: float, generator: torch.Generator | None = None) -> Tensor:
     """Add uniform noise of one grey level, centred on each value: integer data in model space
@@ -82,67 +92,25 @@ def dequantize(x: Tensor, scale: float, generator: torch.Generator | None = None
     return x + (u - 0.5) * scale
 
 
-def _continuous(raw_train: Tensor, raw_test: Tensor, unit: str, raw_log_prob=None) -> Dataset:
-    scaling = Scaling.fit(raw_train)
-    d = math.prod(raw_train.shape[1:])
-    log_prob = None
-    if raw_log_prob is not None:
-
-        def log_prob(y: Tensor) -> Tensor:
-            return raw_log_prob(scaling.invert(y.to(torch.float64))) - scaling.log_det(d)
-
-    spec = DataSpec(tuple(raw_train.shape[1:]), "continuous", unit)
-    return Dataset(scaling.apply(raw_train), scaling.apply(raw_test), spec, scaling, log_prob)
-
-
-def _swiss_roll(cfg: DataConfig) -> Dataset:
-    return _continuous(
-        toy.swiss_roll(cfg.n_train, cfg.sigma, cfg.seed),
-        toy.swiss_roll(cfg.n_test, cfg.sigma, cfg.seed + 1),
-        "bits/example",
-        lambda x: toy.swiss_roll_log_prob(x, cfg.sigma),
-    )
-
-
-def _gaussian(cfg: DataConfig) -> Dataset:
-    return _continuous(
-        toy.gaussian_data(cfg.n_train, cfg.seed),
-        toy.gaussian_data(cfg.n_test, cfg.seed + 1),
-        "bits/example",
-        toy.gaussian_log_prob,
-    )
-
-
-def _lazy(module: str, name: str) -> Callable[[DataConfig], Dataset]:
-    """A loader in a submodule (imported on use: the submodules import Dataset from here)."""
-
-    def load(cfg: DataConfig) -> Dataset:
-        import importlib
-
-        return getattr(importlib.import_module(f"thermodiff.data.{module}"), name)(cfg)
-
-    return load
-
-
-DATASETS: dict[str, Callable[[DataConfig], Dataset]] = {
-    "swiss_roll": _swiss_roll,
-    "gaussian": _gaussian,
-    "heartbeat": _lazy("binary", "heartbeat"),
-    "binarized_mnist": _lazy("binary", "binarized_mnist"),
-    "mnist": _lazy("images", "mnist"),
-    "cifar10": _lazy("cifar", "cifar10"),
-    "image_folder": _lazy("images", "image_folder_dataset"),
-    "dead_leaves": _lazy("textures", "dead_leaves_dataset"),
-    "bark": _lazy("textures", "bark"),
-}
-
-
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Config -> Dataset; a one-line DataError for unknown names, missing files, bad shapes, NaNs."""
     if cfg.name not in DATASETS:
         raise DataError(f"data.name = {cfg.name!r} is not one of {', '.join(DATASETS)}")
-    ds = DATASETS[cfg.name](cfg)
+    ds = DATASETS[cfg.name].load(cfg)
     for split, x in (("train", ds.train), ("test", ds.test)):
         if not torch.isfinite(x).all():
             raise DataError(f"{cfg.name}: the {split} split contains NaN or infinite values")
     return ds
+
+
+__all__ = [
+    "DATASETS",
+    "DataSource",
+    "DataSpec",
+    "Dataset",
+    "Scaling",
+    "Units",
+    "dequantize",
+    "load_dataset",
+    "register_data",
+]

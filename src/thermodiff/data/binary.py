@@ -1,4 +1,4 @@
-"""Binary data sets: the heartbeat sequences (P 3.1.2, PAPER.md 2) and binarized MNIST (read from disk).
+"""Binary data sets: the heartbeat sequences (P 3.1.2, App. D.1.2) and binarized MNIST (read from disk).
 
 Binary data are used as they are (model space = raw space, Scaling.identity), values 0/1 in float64.
 """
@@ -6,30 +6,24 @@ Binary data are used as they are (model space = raw space, Scaling.identity), va
 from __future__ import annotations
 
 import math
-import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from thermodiff.config import DataConfig
 from thermodiff.data import Dataset, DataSpec, Scaling
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError, first_line
+
+if TYPE_CHECKING:
+    from thermodiff.config import DataConfig
 
 HEARTBEAT_LEN = 20
 HEARTBEAT_PERIOD = 5
 MNIST_FILE = Path("binarized-mnist") / "binarized_mnist.npz"
-
-
-def data_root() -> Path:
-    """$THERMODIFF_DATA, or `<repo>/../shared/data` when it is unset or empty."""
-    env = os.environ.get("THERMODIFF_DATA", "")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[3]  # src/thermodiff/data/binary.py -> <repo>
-    return repo.parent / "shared" / "data"
 
 
 # --- heartbeat ---
@@ -95,7 +89,7 @@ def binarized_mnist(cfg: DataConfig) -> Dataset:
     """Binarized MNIST (fixed binarization): the 50k train split and the 10k test split, capped by
     n_train / n_test (test rows in a fixed order shuffled by data.seed + 1, since the file stores
     them sorted by class); shape (1, 28, 28), float64 0/1. Read from data.path or data_root()."""
-    path = Path(cfg.path) if cfg.path else data_root() / MNIST_FILE
+    path = Path(cfg.path) if cfg.path else data_root("binarized MNIST") / MNIST_FILE
     if path.is_dir():
         path = path / MNIST_FILE.name
     if not path.is_file():

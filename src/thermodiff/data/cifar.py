@@ -15,8 +15,8 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
-from thermodiff.data.binary import data_root
-from thermodiff.data.images import _read_images, image_dataset, split_images
+from thermodiff.data.images import image_dataset, read_images, split_images
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -107,7 +107,7 @@ def cifar10_arrays(path: str | Path) -> tuple[Tensor | None, Tensor | None, Tens
         return tuple(torch.from_numpy(a) for a in (x_train, y_train, x_test, y_test))
     out: list[Tensor | None] = []
     for split in ("train", "test"):
-        names, x = _read_images(source, under=f"{split}/", missing_ok=True)
+        names, x = read_images(source, under=f"{split}/", missing_ok=True)
         if x is not None and tuple(x.shape[1:]) != (3, 32, 32):
             raise DataError(f"{source}: {split} images are {tuple(x.shape[1:])}, CIFAR-10 needs (3, 32, 32)")
         classes = [n.split("/")[1] if n.count("/") >= 2 else "" for n in names]
@@ -124,7 +124,7 @@ def cifar10_arrays(path: str | Path) -> tuple[Tensor | None, Tensor | None, Tens
 
 def cifar10(cfg: DataConfig) -> Dataset:
     """CIFAR-10 (P 3.2); given only a test split (the JPEG zip): n_test held out, the rest for training."""
-    path = Path(cfg.path) if cfg.path else data_root()
+    path = Path(cfg.path) if cfg.path else data_root("CIFAR-10")
     x_train, _, x_test, _ = cifar10_arrays(path)
     if x_train is None:
         x_train, x_test = split_images(x_test, cfg.n_test, cfg.seed, str(path))

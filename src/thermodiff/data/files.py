@@ -1,10 +1,9 @@
 """Files in and out of model space for the conditioning commands (denoise, inpaint, interpolate; P 3.2).
 
-Units. A PNG pixel p in 0..255 is the data value p of an 8-bit image run ("image8"); a binary run
-("binary") reads p >= 128 as 1. A .npy file holds data units: 0..255 floats for 8-bit images, 0/1 for
-binary, the raw units for vector data. Model space = the run's Scaling applied to data units (unit
-variance), so a noise std of 1 in model space is the paper's SNR 1. Masks: 1 (PNG: white, >= 128) =
-known pixel, kept; 0 (black) = unknown pixel, inpainted.
+Units (units.py). A PNG pixel p in 0..255 is the data value p of an 8-bit image run ("image8"); a binary
+run ("binary") reads p >= 128 as 1. A .npy file holds data units: 0..255 floats for 8-bit images, 0/1
+for binary, the raw units for vector data. Masks: 1 (PNG: white, >= 128) = known pixel, kept; 0 (black)
+= unknown pixel, inpainted.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from thermodiff.data import DataSpec, Scaling
+from thermodiff.data.units import Units
 from thermodiff.errors import DataError, ThermodiffError
 from thermodiff.run.checkpoint import atomic_write_bytes, check_writable
 
@@ -43,27 +42,22 @@ def panel_path(out: Path) -> Path:
     return out.with_name(out.stem + "_panel.png")
 
 
-def is_image(spec: DataSpec) -> bool:
-    return len(spec.shape) == 3 and spec.kind in ("image8", "binary")
-
-
-def _read_png(path: Path, spec: DataSpec) -> Tensor:
+def _read_png(path: Path, units: Units) -> Tensor:
     """A PNG -> float64 (1, C, H, W) in data units; its size and channels must be the run's."""
     from thermodiff.data.images import decode_image
 
-    if not is_image(spec):
+    if not units.is_image:
         raise ThermodiffError(
-            f"{path.name}: PNG input needs an image run; this run models shape {spec.shape}"
+            f"{path.name}: PNG input needs an image run; this run models shape {units.spec.shape}"
         )
-    C, H, W = spec.shape
+    C, H, W = units.spec.shape
     with open(path, "rb") as f:
         a = decode_image(f, str(path), None, grayscale=C == 1)  # (h, w, c) uint8
     if a.shape[:2] != (H, W):
         raise ThermodiffError(
             f"{path.name} is {_fmt(a.shape[:2])} pixels (H x W); the run's images are {H}x{W}"
         )
-    x = torch.from_numpy(a.transpose(2, 0, 1).copy()).to(torch.float64)[None]
-    return (x >= 128).to(torch.float64) if spec.kind == "binary" else x
+    return units.from_png(torch.from_numpy(a.transpose(2, 0, 1).copy()).to(torch.float64)[None])
 
 
 def _read_npy(path: Path) -> Tensor:
@@ -76,9 +70,9 @@ def _read_npy(path: Path) -> Tensor:
     return torch.from_numpy(a.astype(np.float64))
 
 
-def _batched(x: Tensor, spec: DataSpec, name: str) -> Tensor:
+def _batched(x: Tensor, shape: tuple[int, ...], name: str) -> Tensor:
     """x of shape S or (N, *S) -> (N, *S); anything else is a one-line error."""
-    S = tuple(spec.shape)
+    S = tuple(shape)
     if tuple(x.shape) == S:
         return x[None]
     if x.dim() == len(S) + 1 and tuple(x.shape[1:]) == S and x.shape[0] >= 1:
@@ -86,30 +80,30 @@ def _batched(x: Tensor, spec: DataSpec, name: str) -> Tensor:
     raise ThermodiffError(f"{name} has shape {_fmt(x.shape)}; the run models {_fmt(S)} or N x {_fmt(S)}")
 
 
-def read_data(path: Path | str, spec: DataSpec) -> Tensor:
+def read_data(path: Path | str, units: Units) -> Tensor:
     """An input file (PNG or .npy) -> float64 (N, *shape) in data units."""
     path = Path(path)
     if not path.is_file():
         raise ThermodiffError(f"input file not found: {path}")
     if path.suffix.lower() == ".png":
-        return _read_png(path, spec)
+        return _read_png(path, units)
     if path.suffix.lower() != ".npy":
         raise ThermodiffError(f"{path.name}: inputs must be .png or .npy files")
-    x = _batched(_read_npy(path), spec, path.name)
+    x = _batched(_read_npy(path), units.spec.shape, path.name)
     if not torch.isfinite(x).all():
         raise DataError(f"{path.name} contains NaN or infinite values")
     return x
 
 
-def read_mask(path: Path | str, spec: DataSpec, n: int) -> Tensor:
+def read_mask(path: Path | str, units: Units, n: int) -> Tensor:
     """A mask file -> bool (n or 1, *shape), True = known. PNG: one H x W mask for every channel
     (white >= 128 = known); .npy: 0/1 of the data's shape, (N, *shape), or H x W for images."""
     path = Path(path)
     if not path.is_file():
         raise ThermodiffError(f"mask file not found: {path}")
-    suffix, S = path.suffix.lower(), tuple(spec.shape)
+    suffix, S = path.suffix.lower(), tuple(units.spec.shape)
     if suffix == ".png":
-        if not is_image(spec):
+        if not units.is_image:
             raise ThermodiffError(f"{path.name}: a PNG mask needs an image run; this run models shape {S}")
         from thermodiff.data.images import decode_image  # 8 bits per channel, as inputs are
 
@@ -127,29 +121,13 @@ def read_mask(path: Path | str, spec: DataSpec, n: int) -> Tensor:
         raise ThermodiffError(
             f"mask {path.name} is {_fmt(m.shape)} pixels; the run's images are {_fmt(S[1:])}"
         )
-    m = _batched(m, spec, f"mask {path.name}")
+    m = _batched(m, units.spec.shape, f"mask {path.name}")
     if m.shape[0] not in (1, n):
         raise ThermodiffError(f"mask {path.name} holds {m.shape[0]} masks for {n} inputs")
     return m
 
 
-def to_model(x: Tensor, spec: DataSpec, scaling: Scaling) -> Tensor:
-    """Data units -> model space (binary data are not scaled)."""
-    return x.to(torch.float64) if spec.kind == "binary" else scaling.apply(x.to(torch.float64))
-
-
-def to_data(y: Tensor, spec: DataSpec, scaling: Scaling) -> Tensor:
-    """Model space -> data units."""
-    return y.to(torch.float64) if spec.kind == "binary" else scaling.invert(y.to(torch.float64))
-
-
-def to_pixels(x: Tensor, spec: DataSpec) -> Tensor:
-    """Data units -> [0, 1] for figures: 8-bit images / 255, clamped."""
-    x = x.to(torch.float64)
-    return (x if spec.kind == "binary" else x / 255.0).clamp(0, 1)
-
-
-def write_data(path: Path, x: Tensor, spec: DataSpec) -> Path:
+def write_data(path: Path, x: Tensor, units: Units) -> Path:
     """(N, *shape) data units -> .npy (float64, as is) or PNG (one image, or a row of N), atomically."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
@@ -157,9 +135,9 @@ def write_data(path: Path, x: Tensor, spec: DataSpec) -> Path:
         np.save(buf, x.detach().cpu().numpy())
         atomic_write_bytes(path, buf.getvalue())
         return path
-    if not is_image(spec):
+    if not units.is_image:
         raise ThermodiffError(f"PNG output needs an image run; write {path.with_suffix('.npy').name}")
-    p = to_pixels(x.detach().cpu(), spec)  # (N, C, H, W)
+    p = units.to_pixels(x.detach().cpu())  # (N, C, H, W)
     row = torch.cat(list(p), dim=2)  # N images side by side, no border: one image reads back as input
     a = (row * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     buf = io.BytesIO()

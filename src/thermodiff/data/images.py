@@ -23,7 +23,7 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset, DataSpec, Scaling
-from thermodiff.data.binary import data_root
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -147,7 +147,7 @@ def mnist_arrays(path: str | Path) -> tuple[Tensor, Tensor | None, Tensor, Tenso
 
 def mnist(cfg: DataConfig) -> Dataset:
     """MNIST as 8-bit images (P 3.2): the first n_train training and n_test test images."""
-    x_train, y_train, x_test, y_test = mnist_arrays(Path(cfg.path) if cfg.path else data_root())
+    x_train, y_train, x_test, y_test = mnist_arrays(Path(cfg.path) if cfg.path else data_root("MNIST"))
     ds = image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
     ds.labels_train = None if y_train is None else y_train[: cfg.n_train]
     ds.labels_test = None if y_test is None else y_test[: cfg.n_test]
@@ -195,7 +195,7 @@ def decode_image(f, name: str, size: int | None = None, grayscale: bool = False)
     return a
 
 
-def _read_images(
+def read_images(
     source: Path, size: int | None = None, grayscale: bool = False, under: str = "", missing_ok: bool = False
 ) -> tuple[list[str], Tensor | None]:
     """All images of a folder or .zip -> names, uint8 (N, C, H, W); every shape equal unless size is given."""
@@ -221,7 +221,7 @@ def _read_images(
 
 def image_folder(path: str | Path, size: int | None = None, grayscale: bool = False) -> Tensor:
     """Every PNG / JPEG / GIF in a folder (recursively) or .zip, sorted by name -> uint8 (N, C, H, W)."""
-    return _read_images(Path(path), size, grayscale)[1]
+    return read_images(Path(path), size, grayscale)[1]
 
 
 def image_folder_dataset(cfg: DataConfig) -> Dataset:
@@ -229,8 +229,8 @@ def image_folder_dataset(cfg: DataConfig) -> Dataset:
     if not cfg.path:
         raise DataError("data.path must name a folder or .zip of PNG, JPEG or GIF images")
     source, size = Path(cfg.path), cfg.resize or None
-    _, x_train = _read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
-    _, x_test = _read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
+    _, x_train = read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
+    _, x_test = read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
     if x_train is None or x_test is None:
         x_train, x_test = split_images(
             image_folder(source, size, cfg.grayscale), cfg.n_test, cfg.seed, str(source)

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
-from thermodiff.data.binary import data_root
 from thermodiff.data.images import IMAGE_SUFFIXES, decode_image, image_dataset
+from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 BARK_FILE = Path("brodatz-bark") / "D12.gif"
@@ -186,7 +186,7 @@ def _texture_file(path: Path) -> Path:
 
 def bark(cfg: DataConfig) -> Dataset:
     """Bark (P 3.2; Brodatz D12 stands in for UIUC T01-T04): image_size patches, test region held out."""
-    path = _texture_file(Path(cfg.path) if cfg.path else data_root() / BARK_FILE)
+    path = _texture_file(Path(cfg.path) if cfg.path else data_root("bark") / BARK_FILE)
     train = texture_patches(path, cfg.n_train, cfg.image_size, cfg.seed, "train", cfg.holdout)
     test = texture_patches(path, cfg.n_test, cfg.image_size, cfg.seed + 1, "test", cfg.holdout)
     return image_dataset(train, test)

@@ -1,4 +1,4 @@
-"""Raw network output -> reverse distribution p(x_{t-1} | x_t) (PAPER.md 1.3, 2; DDPM; iDDPM).
+"""Raw network output -> reverse distribution p(x_{t-1} | x_t) (P Table App.1, App. D; DDPM; iDDPM).
 
 The network's raw output has `out_factor` times the data's channels, split along dim 1 (and, for a full
 covariance of vector data, d(d-1)/2 more entries).
@@ -100,16 +100,20 @@ class BernoulliReverse(_Channels):
         return (kernel.equilibrium_reversal(x_t, t)[0] + logit,) if self.offset else (logit,)
 
 
+# (kernel, config name) -> builder(variance): the registry of reverse parameterizations, whose names are
+# the config's choices; binomial "bernoulli" is older runs' name for "paper" (accepted, not offered)
+PARAMETERIZATIONS = {
+    ("gaussian", "paper"): lambda variance: PaperReverse(),
+    ("gaussian", "eps"): EpsReverse,
+    ("binomial", "paper"): lambda variance: BernoulliReverse(),
+    ("binomial", "offset"): lambda variance: BernoulliReverse(offset=True),
+    ("binomial", "bernoulli"): lambda variance: BernoulliReverse(),
+}
+LEGACY_NAMES = ("bernoulli",)
+
+
 def make_reverse(kernel: str, parameterization: str, variance: str = "learned"):
-    """(kernel, config name) -> reverse parameterization (the dict literal is the registry); binomial
-    "bernoulli" is older runs' name for "paper"."""
+    """(kernel, config name) -> reverse parameterization (PARAMETERIZATIONS)."""
     if parameterization == "eps" and variance == "learned":  # the config default
         variance = "learned_range"
-    builders = {
-        ("gaussian", "paper"): PaperReverse,
-        ("gaussian", "eps"): lambda: EpsReverse(variance),
-        ("binomial", "paper"): BernoulliReverse,
-        ("binomial", "bernoulli"): BernoulliReverse,
-        ("binomial", "offset"): lambda: BernoulliReverse(offset=True),
-    }
-    return builders[kernel, parameterization]()
+    return PARAMETERIZATIONS[kernel, parameterization](variance)

@@ -1,4 +1,4 @@
-"""Beta schedules beta_0..beta_T (index = paper step t; beta_0 = 0 is unused). PAPER.md 1.2, 2."""
+"""Beta schedules beta_0..beta_T (index = paper step t; beta_0 = 0 is unused). P 2.4.1, App. D."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def log_snr_betas(T: int, beta_1: float, alpha_bar_T: float = 1e-4) -> Tensor:
 
 
 def binomial_betas(T: int) -> Tensor:
-    """beta_t = 1/(T - t + 1): each step erases 1/T of the original signal (PAPER.md 2)."""
+    """beta_t = 1/(T - t + 1): each step erases 1/T of the original signal (P 2.4.1, footnote 2)."""
     t = torch.arange(1, T + 1, dtype=torch.float64)
     return _with_step0(1.0 / (T - t + 1))
 
@@ -95,16 +95,21 @@ class Schedule:
         return self
 
 
+# config name -> builder(T, beta_1, beta_max, learned_init): the registry of schedules, whose names are
+# the config's choices; "learned" starts from learned_init (one of LEARNED_INITS), then is trained on K
+SCHEDULES = {
+    "paper": lambda T, beta_1, beta_max, init: paper_betas(T, beta_1),
+    "log_snr": lambda T, beta_1, beta_max, init: log_snr_betas(T, beta_1),
+    "linear": lambda T, beta_1, beta_max, init: linear_betas(T, beta_1, beta_max),
+    "cosine": lambda T, beta_1, beta_max, init: cosine_betas(T, beta_1),
+    "learned": lambda T, beta_1, beta_max, init: SCHEDULES[init](T, beta_1, beta_max, init),
+    "binomial": lambda T, beta_1, beta_max, init: binomial_betas(T),
+}
+LEARNED_INITS = ("paper", "log_snr")
+
+
 def make_schedule(
     name: str, T: int, beta_1: float, beta_max: float = 0.5, learned_init: str = "paper"
 ) -> Schedule:
-    """Config name -> Schedule (the dict literal is the registry); `learned` starts from learned_init."""
-    builders = {
-        "paper": lambda: paper_betas(T, beta_1),
-        "log_snr": lambda: log_snr_betas(T, beta_1),
-        "learned": lambda: builders[learned_init](),
-        "linear": lambda: linear_betas(T, beta_1, beta_max),
-        "cosine": lambda: cosine_betas(T, beta_1),
-        "binomial": lambda: binomial_betas(T),
-    }
-    return Schedule(builders[name](), learnable=name == "learned")
+    """Config name -> Schedule (SCHEDULES); `learned` starts from learned_init."""
+    return Schedule(SCHEDULES[name](T, beta_1, beta_max, learned_init), learnable=name == "learned")

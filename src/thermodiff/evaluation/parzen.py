@@ -1,4 +1,4 @@
-"""The Parzen-window log-likelihood estimate the paper reports for MNIST (P 3.3, Table 2; PAPER.md 3.1).
+"""The Parzen-window log-likelihood estimate the paper reports for MNIST (P 3.2, Table 2).
 
 As in the GAN paper's `parzen_ll.py` (Goodfellow et al. 2014, code by Y. Dauphin): a mixture of isotropic
 Gaussians of width sigma centred on model samples, images in [0, 1] pixel units,
@@ -12,9 +12,13 @@ then the mean over test images with standard error std / sqrt(N). Nats in, nats 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from thermodiff.data.units import Units
 
 SIGMAS = tuple(float(s) for s in torch.logspace(-1.0, 0.0, 10, dtype=torch.float64))
 
@@ -77,17 +81,19 @@ def parzen_estimate(
 
 
 @torch.no_grad()
-def model_samples_01(model, spec, scaling, n: int, seed: int = 0, device: str = "cpu", batch: int = 1000):
-    """n model samples mapped to [0, 1] pixel units (scaling.invert, / 255, clamped), float64 on CPU."""
-    from thermodiff.sampling.ancestral import sample, to_data_units
+def model_samples_01(
+    model, units: Units, n: int, seed: int = 0, device: str = "cpu", batch: int = 1000
+) -> Tensor:
+    """n model samples mapped to [0, 1] pixel units (units.model_to_pixels), float64 on CPU."""
+    from thermodiff.sampling.ancestral import sample
 
     gen = torch.Generator(device).manual_seed(seed)
     kernel = model.kernel()
     fn = model.model_fn(kernel, graphed=True)
     parts = []
     for start in range(0, n, batch):
-        x = sample(kernel, fn, spec.shape, min(batch, n - start), gen, device)
-        parts.append(to_data_units(x.cpu(), spec, scaling))
+        x = sample(kernel, fn, units.spec.shape, min(batch, n - start), gen, device)
+        parts.append(units.model_to_pixels(x.cpu()))
     return torch.cat(parts)
 
 
@@ -100,9 +106,8 @@ def parzen_report(
     The paper's validation images were MNIST training indices 50k-60k, which we do not have (only the
     first 10k training images ship in shared/data); the last 1,000 of the training images stand in for
     them. They were also seen in training, which may favour a narrower sigma than unseen images would."""
-    from thermodiff.sampling.ancestral import to_data_units
-
-    samples = model_samples_01(model, ds.spec, ds.scaling, n_samples, seed, device)
-    valid = to_data_units(ds.train[-n_valid:], ds.spec, ds.scaling)
-    test = to_data_units(ds.test, ds.spec, ds.scaling)
+    units = ds.units
+    samples = model_samples_01(model, units, n_samples, seed, device)
+    valid = units.model_to_pixels(ds.train[-n_valid:])
+    test = units.model_to_pixels(ds.test)
     return parzen_estimate(samples.to(device), valid.to(device), test.to(device))

@@ -82,20 +82,21 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     # every field counts as given: out holds this experiment's run or nothing
     every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
     train(cfg, out, device=device, resume=resume, progress=progress, overrides=every_field)
-    cfg, model, _, _, step = load_run(out, device)
+    run = load_run(out, device)
+    cfg, model = run.config, run.model
     ds = load_dataset(cfg.data)
     ref = {
         "K_bits": cfg.eval.reference_K_bits,
         "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
     }
     result = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, "test", ref)
-    result["step"] = step
+    result["step"] = run.step
     figures = []
     if ds.spec.shape == (2,):
         from thermodiff.plots.figure1 import swiss_roll_figure
 
         figures.append(str(swiss_roll_figure(model, ds, out / "figure1.png")))
-    if ds.spec.kind == "image8":  # 16 samples (EMA net, seed 0) as one grid in [0, 1]
+    if ds.units.eight_bit:  # 16 samples (EMA net, seed 0) as one grid in [0, 1]
         from thermodiff.sampling.ancestral import sample_grid
 
         figures.append(str(sample_grid(model, ds.spec, ds.scaling, out / "samples.png", device=device)))

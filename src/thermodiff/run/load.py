@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -11,6 +11,7 @@ from torch import nn
 
 from thermodiff.config import Config, from_dict
 from thermodiff.data import Dataset, DataSpec, Scaling
+from thermodiff.data.units import KINDS, Units
 from thermodiff.diffusion.schedules import Schedule
 from thermodiff.errors import CheckpointError
 from thermodiff.model.assemble import DiffusionModel, build_model
@@ -31,7 +32,7 @@ def model_tensors(net: nn.Module, schedule: Schedule) -> dict[str, torch.Tensor]
 
 
 def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
-    """Everything besides weights that sampling and evaluation need (DESIGN.md 4)."""
+    """Everything besides weights that sampling and evaluation need."""
     return {
         "config": cfg.to_dict(),
         "spec": asdict(ds.spec),
@@ -47,7 +48,7 @@ def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
     finite = all(math.isfinite(v) for v in scaling.shift) and 0 < scaling.scale < math.inf
     if len(scaling.shift) != math.prod(spec.shape) or not finite:
         raise ValueError(f"scaling does not fit data of shape {spec.shape}")
-    if spec.kind not in ("continuous", "binary", "image8"):
+    if spec.kind not in KINDS:
         raise ValueError(f"unknown data kind {spec.kind!r}")
     return spec, scaling
 
@@ -66,10 +67,22 @@ def check_weights(tensors: dict[str, torch.Tensor], where: Path) -> None:
         )
 
 
-def load_run(
-    run_dir: Path, device: str = "cpu", ema: bool = True
-) -> tuple[Config, DiffusionModel, DataSpec, Scaling, int]:
-    """(config, model with EMA weights by default, data spec, scaling, step) from a run directory."""
+@dataclass(frozen=True)
+class Run:
+    """A trained run loaded back: its config, model, data spec and scaling (and the units built from
+    them), the step it was saved at and its directory."""
+
+    config: Config
+    model: DiffusionModel
+    spec: DataSpec
+    scaling: Scaling
+    units: Units
+    step: int
+    path: Path
+
+
+def load_run(run_dir: Path | str, device: str = "cpu", ema: bool = True) -> Run:
+    """The run in a directory, its model with EMA weights by default, on `device`."""
     tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
     train_cfg = meta.get("config", {}).get("train", {})
     task = train_cfg.get("task", "diffusion") if isinstance(train_cfg, dict) else "diffusion"
@@ -87,4 +100,4 @@ def load_run(
     check_weights(tensors, run_dir)
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
-    return cfg, model, spec, scaling, meta["step"]
+    return Run(cfg, model, spec, scaling, Units(spec, scaling), meta["step"], Path(run_dir))

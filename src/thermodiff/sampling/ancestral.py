@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from thermodiff.data.units import Units
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.errors import ThermodiffError
 from thermodiff.sampling.multipliers import DataBox
 
 if TYPE_CHECKING:
-    from thermodiff.data import Scaling
+    from thermodiff.data import DataSpec, Scaling
     from thermodiff.model.assemble import DiffusionModel
 
 Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
@@ -69,27 +70,25 @@ def sample(
     return deque(states, maxlen=1)[0][1]
 
 
-def data_box(model: DiffusionModel, spec, scaling: Scaling) -> list[Multiplier]:
-    """[DataBox] keeping predicted 8-bit images in 0..255 (model space); [] for other data."""
-    if spec.kind != "image8" or model.kernel_name != "gaussian":
+def data_box(model: DiffusionModel, units: Units) -> list[Multiplier]:
+    """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data."""
+    box = units.box()
+    if box is None or model.kernel_name != "gaussian":
         return []
-    lo, hi = (scaling.apply(torch.full((1, *spec.shape), v, dtype=torch.float64)) for v in (0.0, 255.0))
-    return [DataBox(model.kernel(), lo, hi)]
-
-
-def to_data_units(x: Tensor, spec, scaling) -> Tensor:
-    """Model space -> the data's own units: 8-bit images as grey level / 255 in [0, 1] (clamped),
-    continuous data unscaled (scaling.invert), binary data unchanged. float64."""
-    x = x.to(torch.float64)
-    if spec.kind == "image8":
-        return (scaling.invert(x) / 255.0).clamp(0.0, 1.0)
-    if spec.kind == "continuous":
-        return scaling.invert(x)
-    return x
+    return [DataBox(model.kernel(), *box)]
 
 
 @torch.no_grad()
-def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="cpu", net=None):
+def sample_grid(
+    model: DiffusionModel,
+    spec: DataSpec,
+    scaling: Scaling,
+    path,
+    n: int = 16,
+    seed: int = 0,
+    device="cpu",
+    net=None,
+):
     """n samples of an image model as one PNG grid in [0, 1], drawn as `thermodiff sample --seed` draws
     them (predicted x_0 kept in 0..255, data_box); `net` (e.g. the EMA copy) runs in eval mode with its
     own seeded generator, so a training run's random stream is left untouched."""
@@ -101,8 +100,9 @@ def sample_grid(model, spec, scaling, path, n: int = 16, seed: int = 0, device="
     try:
         gen = torch.Generator(device).manual_seed(seed)
         kernel = model.kernel()
-        mults = data_box(model, spec, scaling)
+        units = Units(spec, scaling)
+        mults = data_box(model, units)
         x = sample(kernel, model.model_fn(kernel, net), spec.shape, n, gen, device, mults)
     finally:
         net.train(was_training)
-    return image_grid(to_data_units(x.cpu(), spec, scaling).float(), path)
+    return image_grid(units.model_to_pixels(x.cpu()).float(), path)

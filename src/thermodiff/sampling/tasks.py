@@ -1,8 +1,9 @@
-"""Multiplying a trained model by a second distribution r(x) (P 2.5, App. C; PAPER.md 4): denoising
+"""Multiplying a trained model by a second distribution r(x) (P 2.5, App. C): denoising
 (P Fig. 5), inpainting (P Fig. 4), interpolation (DDPM 4.4) and classifier guidance (ADM Alg. 1).
 
 The first functions work in model space on tensors; the `*_file` ones are the CLI commands, file in
-(PNG or .npy, see imageio.py for units) -> file out, every input checked before any output is written.
+(PNG or .npy; units in data/files.py and data/units.py) -> file out, every input checked before any
+output is written.
 """
 
 from __future__ import annotations
@@ -14,17 +15,8 @@ import torch
 from torch import Tensor
 
 from thermodiff.data import Scaling
-from thermodiff.data.files import (
-    check_out,
-    is_image,
-    panel_path,
-    read_data,
-    read_mask,
-    to_data,
-    to_model,
-    to_pixels,
-    write_data,
-)
+from thermodiff.data.files import check_out, panel_path, read_data, read_mask, write_data
+from thermodiff.data.units import Units
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.assemble import DiffusionModel
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
@@ -86,28 +78,30 @@ def guidance(
 
 
 def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name: str):
-    """(out, model, spec, scaling, generator); out defaults to RUN/samples/NAME_seedS.png (.npy for
+    """(out, run, generator): the loaded Run; out defaults to RUN/samples/NAME_seedS.png (.npy for
     vector data) and is checked before the model runs."""
     from thermodiff.run.load import load_run
 
     if out is not None:
         check_out(out)
-    _, model, spec, scaling, _ = load_run(Path(run), device)
+    loaded = load_run(Path(run), device)
+    units = loaded.units
     if out is None:
-        out = Path(run) / "samples" / f"{name}_seed{seed}{'.png' if is_image(spec) else '.npy'}"
+        out = Path(run) / "samples" / f"{name}_seed{seed}{'.png' if units.is_image else '.npy'}"
     out = check_out(out)
-    if out.suffix.lower() == ".png" and not is_image(spec):
-        raise ThermodiffError(f"PNG output needs an image run; this run models shape {spec.shape}: use .npy")
-    return out, model, spec, scaling, torch.Generator(device).manual_seed(seed)
+    if out.suffix.lower() == ".png" and not units.is_image:
+        shape = units.spec.shape
+        raise ThermodiffError(f"PNG output needs an image run; this run models shape {shape}: use .npy")
+    return out, loaded, torch.Generator(device).manual_seed(seed)
 
 
-def _finish(out: Path, result: Tensor, spec, columns: list[tuple[str, Tensor]]) -> list[Path]:
+def _finish(out: Path, result: Tensor, units: Units, columns: list[tuple[str, Tensor]]) -> list[Path]:
     """Write the output, then (image runs) the panel of P Figs. 3-5 beside it."""
     from thermodiff.plots.draw import condition_panel
 
-    paths = [write_data(out, result, spec)]
-    if is_image(spec):
-        cols = [(title, to_pixels(x.cpu(), spec)) for title, x in columns]
+    paths = [write_data(out, result, units)]
+    if units.is_image:
+        cols = [(title, units.to_pixels(x.cpu())) for title, x in columns]
         paths.append(condition_panel(cols, panel_path(out)))
     return paths
 
@@ -127,17 +121,18 @@ def denoise_file(
     clip: keep predicted images in 0..255 (data_box)."""
     if not noise_std > 0:
         raise ThermodiffError(f"--noise-std must be > 0, got {noise_std}")
-    out, model, spec, scaling, gen = _setup(run, out, seed, device, "denoised")
-    x = read_data(input, spec)
-    clean = to_model(x, spec, scaling).to(device)
+    out, loaded, gen = _setup(run, out, seed, device, "denoised")
+    model, units = loaded.model, loaded.units
+    x = read_data(input, units)
+    clean = units.to_model(x).to(device)
     y = clean
     if add_noise:
         y = clean + noise_std * torch.randn(clean.shape, generator=gen, device=device, dtype=clean.dtype)
-    first = data_box(model, spec, scaling) if clip else []
-    result = to_data(denoise(model, y, noise_std, gen, first).cpu(), spec, scaling)
-    noisy = to_data(y.cpu(), spec, scaling)
+    first = data_box(model, units) if clip else []
+    result = units.to_data(denoise(model, y, noise_std, gen, first).cpu())
+    noisy = units.to_data(y.cpu())
     cols = ([("clean", x)] if add_noise else []) + [("noisy", noisy), ("denoised", result)]
-    return _finish(out, result, spec, cols)
+    return _finish(out, result, units, cols)
 
 
 def inpaint_file(
@@ -153,14 +148,15 @@ def inpaint_file(
     """`thermodiff inpaint`: mask 1 / white = known pixel. Known pixels are written back as read, so
     they are bit-exact in the output too (the sampler keeps them exactly; the data <-> model-space
     round trip alone could move them by one ulp). clip, schedule: as in data_box and inpaint."""
-    out, model, spec, scaling, gen = _setup(run, out, seed, device, "inpainted")
-    x = read_data(input, spec)
-    known = read_mask(mask, spec, x.shape[0])
-    first = data_box(model, spec, scaling) if clip else []
-    result = inpaint(model, to_model(x, spec, scaling).to(device), known.to(device), gen, first, schedule)
-    result = torch.where(known, x, to_data(result.cpu(), spec, scaling))
-    hole = torch.where(known, x, torch.full_like(x, 0.5 if spec.kind == "binary" else 127.5))
-    return _finish(out, result, spec, [("input", x), ("known (hole grey)", hole), ("inpainted", result)])
+    out, loaded, gen = _setup(run, out, seed, device, "inpainted")
+    model, units = loaded.model, loaded.units
+    x = read_data(input, units)
+    known = read_mask(mask, units, x.shape[0])
+    first = data_box(model, units) if clip else []
+    result = inpaint(model, units.to_model(x).to(device), known.to(device), gen, first, schedule)
+    result = torch.where(known, x, units.to_data(result.cpu()))
+    hole = torch.where(known, x, torch.full_like(x, units.grey))
+    return _finish(out, result, units, [("input", x), ("known (hole grey)", hole), ("inpainted", result)])
 
 
 def interpolate_file(
@@ -176,16 +172,17 @@ def interpolate_file(
     """`thermodiff interpolate`: `steps` mixes lambda = 0..1 of a and b through step t (default T/2)."""
     if steps < 2:
         raise ThermodiffError(f"--steps must be at least 2, got {steps}")
-    out, model, spec, scaling, gen = _setup(run, out, seed, device, "interpolated")
-    xs = [read_data(p, spec) for p in (a, b)]
+    out, loaded, gen = _setup(run, out, seed, device, "interpolated")
+    model, units = loaded.model, loaded.units
+    xs = [read_data(p, units) for p in (a, b)]
     for name, x in zip(("--a", "--b"), xs, strict=True):
         if x.shape[0] != 1:
             raise ThermodiffError(f"{name} must hold one example, got {x.shape[0]}")
     kernel = model.kernel()
     t = kernel.T // 2 if t is None else int(t)
     lambdas = torch.linspace(0, 1, steps, dtype=torch.float64)
-    za, zb = (to_model(x, spec, scaling).to(device) for x in xs)
+    za, zb = (units.to_model(x).to(device) for x in xs)
     mixed = interpolate(kernel, model.model_fn(kernel), za, zb, t, lambdas, gen)
-    result = to_data(mixed.cpu(), spec, scaling)
+    result = units.to_data(mixed.cpu())
     cols = [("a", xs[0])] + [(f"λ={v:.2f}", r[None]) for v, r in zip(lambdas.tolist(), result, strict=True)]
-    return _finish(out, result, spec, [*cols, ("b", xs[1])])
+    return _finish(out, result, units, [*cols, ("b", xs[1])])
