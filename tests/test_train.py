@@ -122,7 +122,7 @@ def test_resume_with_dropout_equals_uninterrupted(tmp_path: Path) -> None:
 def test_step_seed_distinct_per_step_and_rank() -> None:
     """Dropout's per-step seeds: a different stream at every step and on every rank (independent masks
     per shard), for any torch seed including negative ones, and a valid torch seed (< 2**63)."""
-    from thermodiff.training.train import step_seed
+    from thermodiff.training.loop import step_seed
 
     seeds = [step_seed(s, step, rank) for s in (0, 1, -1) for step in range(200) for rank in range(4)]
     assert len(set(seeds)) == len(seeds) and all(0 <= v < 2**63 for v in seeds)

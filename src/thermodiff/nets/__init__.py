@@ -9,6 +9,7 @@ from torch import nn
 from thermodiff.config import ModelConfig
 from thermodiff.config.rules import int_list
 from thermodiff.errors import ConfigError
+from thermodiff.nets.classifier import NoisyClassifier, build_classifier
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import MultiScaleConv, PaperImageNet
 from thermodiff.nets.unet import UNet
@@ -68,4 +69,14 @@ def build_net(
         raise ConfigError(f"model: {e}") from None
 
 
-__all__ = ["MLP", "MultiScaleConv", "PaperImageNet", "PerStepMLP", "RBFNet", "UNet", "build_net"]
+__all__ = [
+    "MLP",
+    "MultiScaleConv",
+    "NoisyClassifier",
+    "PaperImageNet",
+    "PerStepMLP",
+    "RBFNet",
+    "UNet",
+    "build_classifier",
+    "build_net",
+]
