@@ -31,7 +31,7 @@ def model_tensors(net: nn.Module, schedule: Schedule) -> dict[str, torch.Tensor]
 
 
 def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
-    """Everything besides weights that sampling and evaluation need (DESIGN.md 4)."""
+    """Everything besides weights that sampling and evaluation need (spec, scaling, p_bar, config)."""
     return {
         "config": cfg.to_dict(),
         "spec": asdict(ds.spec),
