@@ -129,12 +129,12 @@ def fit(
     resume: bool = False,
     on_log: Callable[[dict], None] | None = None,
     progress: bool = False,
-    after_checkpoint: Callable[[int, nn.Module], None] | None = None,
+    after_step: Callable[[int, nn.Module], None] | None = None,
 ) -> Path:
     """Minimise objective.loss over train.steps global batches of `examples`; writes config.json (the
     `config` dict, on a fresh run), metrics.jsonl and checkpoints/ in run_dir. resume: continue from the
-    latest checkpoint (none yet: start over). after_checkpoint(step, ema_net) runs on rank 0 after each
-    log/checkpoint step's work (the sample grids)."""
+    latest checkpoint (none yet: start over). after_step(step, ema_net) runs on rank 0 after every step,
+    its record and checkpoint written (train's sample grids)."""
     run_dir = Path(run_dir)
     net = objective.net
     ema_net = copy.deepcopy(net).requires_grad_(False)
@@ -203,8 +203,8 @@ def fit(
                     on_log(record)
         if (step + 1) % train.ckpt_every == 0 or step + 1 == train.steps:
             save(step + 1)
-        if after_checkpoint is not None and dist.is_main():
-            after_checkpoint(step + 1, ema_net)
+        if after_step is not None and dist.is_main():
+            after_step(step + 1, ema_net)
     if bar is not None:
         bar.close()
     # train.steps = 0: save the initial model. Decided from the arguments, not from the file system
