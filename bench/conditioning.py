@@ -31,9 +31,9 @@ from thermodiff.plots.draw import condition_panel
 from thermodiff.run.checkpoint import atomic_write_text
 from thermodiff.run.load import load_run
 from thermodiff.sampling.ancestral import data_box, sample
+from thermodiff.sampling.guidance import accuracy, load_classifier
 from thermodiff.sampling.multipliers import ClassifierGuidance
 from thermodiff.sampling.tasks import denoise, inpaint
-from thermodiff.training.classifier import accuracy, load_classifier
 from thermodiff.training.train import train
 
 # data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)

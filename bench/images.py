@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-import thermodiff.training.train as train_module
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
 from thermodiff.evaluation.heldout import report
@@ -113,16 +112,15 @@ KEEP = (
 ).split()
 
 
-def _cached_loader():
-    """train() and the evaluation load the same data set: generate it once (dead leaves take seconds)."""
-    cache: dict = {}
+_DATASETS: dict = {}
 
-    def load(cfg_data):
-        if cfg_data not in cache:
-            cache[cfg_data] = load_dataset(cfg_data)
-        return cache[cfg_data]
 
-    return load
+def dataset(cfg_data):
+    """train() (through its dataset seam) and the evaluation use the same data set: generated once
+    (dead leaves take seconds)."""
+    if cfg_data not in _DATASETS:
+        _DATASETS[cfg_data] = load_dataset(cfg_data)
+    return _DATASETS[cfg_data]
 
 
 def seconds_per_step(config: str, overrides: list[str], device: str, out: Path) -> float:
@@ -136,7 +134,8 @@ def seconds_per_step(config: str, overrides: list[str], device: str, out: Path) 
         "train.sample_every=0",
     ]
     shutil.rmtree(out, ignore_errors=True)
-    train(load_toml(config, calib), out, device=device, on_log=lambda r: logs.append(r["seconds"]))
+    cfg = load_toml(config, calib)
+    train(cfg, out, device=device, on_log=lambda r: logs.append(r["seconds"]), dataset=dataset(cfg.data))
     shutil.rmtree(out, ignore_errors=True)
     return (logs[-1] - logs[0]) / 30
 
@@ -166,11 +165,11 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float) -> d
     run_dir = out / name
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.time()
-    train(cfg, run_dir, device=device)
+    train(cfg, run_dir, device=device, dataset=dataset(cfg.data))
     train_s = time.time() - t0
     run = load_run(run_dir, device)
     cfg, model, step = run.config, run.model, run.step
-    ds = train_module.load_dataset(cfg.data)
+    ds = dataset(cfg.data)
     t0 = time.time()
     draws = 1 if quick or cfg.eval.exact else 8  # one-t configs (the U-Net): 8 t per image, averaged
     r = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, draws=draws)
@@ -192,7 +191,7 @@ def parzen(run_dir: Path, device: str, n_samples: int) -> dict:
     cfg, model = run.config, run.model
     if device.startswith("cuda"):  # samples only: sigma >= 0.1 = 25 grey levels, bf16 is plenty
         model.fast.precision = "bf16"
-    row = parzen_report(model, train_module.load_dataset(cfg.data), n_samples, device=device)
+    row = parzen_report(model, dataset(cfg.data), n_samples, device=device)
     return {**row, "parzen_seconds": round(time.time() - t0, 1)}
 
 
@@ -211,7 +210,6 @@ def main() -> None:
         k: float(v) for k, v in (s.split("=", 1) for s in args.seconds)
     }
     parzen_samples = args.parzen_samples or (50 if quick else 10_000)
-    train_module.load_dataset = _cached_loader()  # one generation per data set (train + evaluation)
     t_start = time.time()
     path = Path(__file__).parent / "results" / ("images_quick.json" if quick else "images.json")
     rows: dict = {}

@@ -35,7 +35,8 @@ from thermodiff.model.assemble import build_model
 from thermodiff.model.fast import adamw
 from thermodiff.run.checkpoint import atomic_write_text
 from thermodiff.sampling.ancestral import p_sample_loop_progressive
-from thermodiff.training.train import ema_update, negative_bound, trainable
+from thermodiff.training.loop import ema_update
+from thermodiff.training.objectives import negative_bound, trainable
 
 SHAPE = (3, 32, 32)
 T = 1000
@@ -145,7 +146,7 @@ def thermodiff_eps_step(model, net, opt, data, batch, gen):
 
 
 def thermodiff_bound_step(model, net, opt, ema, data, batch, gen):
-    """thermodiff's real training step, train.negative_bound as in train.py's loop: -K per dimension
+    """thermodiff's real training step, objectives.negative_bound as in loop.fit: -K per dimension
     (float64 bound, network under the fast path), clip, fused AdamW, EMA."""
     dev = data.device
     params = trainable(model)

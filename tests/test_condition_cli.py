@@ -19,7 +19,7 @@ from thermodiff.data.images import write_idx
 from thermodiff.data.root import data_root
 from thermodiff.errors import ConfigError, DataError
 from thermodiff.run.checkpoint import latest_checkpoint
-from thermodiff.training.classifier import accuracy, load_classifier
+from thermodiff.sampling.guidance import accuracy, load_classifier
 from thermodiff.training.train import train
 
 S = 8  # image side

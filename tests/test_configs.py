@@ -40,9 +40,11 @@ def test_bundled_config_builds_and_steps(name: str) -> None:
     cfg = load_toml(name)
     shape = data_shape(cfg)
     if cfg.train.task != "diffusion":  # a noisy classifier p(y | x_t, t): logits for 10 classes
-        from thermodiff.training.classifier import build_classifier
+        from thermodiff.nets.classifier import build_classifier
 
-        logits = build_classifier(cfg, shape, 10)(torch.zeros(2, *shape), torch.tensor([0, 5]))
+        logits = build_classifier(cfg.model, shape, 10, cfg.train.seed)(
+            torch.zeros(2, *shape), torch.tensor([0, 5])
+        )
         assert logits.shape == (2, 10) and torch.isfinite(logits).all()
         return
     model = build_model(cfg, shape, p_bar=0.2)

@@ -19,7 +19,8 @@ from thermodiff.errors import ConfigError
 from thermodiff.model.assemble import build_model
 from thermodiff.model.fast import FastPath, GraphedFn, adamw, load_optimizer_state
 from thermodiff.run.checkpoint import latest_checkpoint
-from thermodiff.training.train import ema_update, train
+from thermodiff.training.loop import ema_update
+from thermodiff.training.train import train
 
 FAST = ("train.precision=bf16", "train.channels_last=true", "train.compile=true", "train.cuda_graphs=true")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -14,9 +14,10 @@ import pytest
 import torch
 from conftest import make_tiny_cfg
 from safetensors.torch import load_file
+from torch import nn
 
 from thermodiff import cli
-from thermodiff.data import toy
+from thermodiff.data import Dataset, DataSpec, Scaling, toy
 from thermodiff.run.checkpoint import latest_checkpoint
 from thermodiff.training.train import train
 
@@ -63,17 +64,18 @@ class Interrupt(Exception):
     pass
 
 
-def kill_at_20_then_resume(cfg, run: Path) -> None:
-    """Train `run` until it has logged step 20 (its last checkpoint is step 10), kill it, resume it."""
+def kill_at_20_then_resume(cfg, run: Path, **seams) -> None:
+    """Train `run` until it has logged step 20 (its last checkpoint is step 10), kill it, resume it.
+    seams: train()'s dataset and net, passed to both calls."""
 
     def stop_at_20(record: dict) -> None:
         if record["step"] == 20:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(cfg, run, on_log=stop_at_20)
+        train(cfg, run, on_log=stop_at_20, **seams)
     assert latest_checkpoint(run).name == "step_00000010"
-    train(cfg, run, resume=True)
+    train(cfg, run, resume=True, **seams)
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -122,7 +124,7 @@ def test_resume_with_dropout_equals_uninterrupted(tmp_path: Path) -> None:
 def test_step_seed_distinct_per_step_and_rank() -> None:
     """Dropout's per-step seeds: a different stream at every step and on every rank (independent masks
     per shard), for any torch seed including negative ones, and a valid torch seed (< 2**63)."""
-    from thermodiff.training.train import step_seed
+    from thermodiff.training.loop import step_seed
 
     seeds = [step_seed(s, step, rank) for s in (0, 1, -1) for step in range(200) for rank in range(4)]
     assert len(set(seeds)) == len(seeds) and all(0 <= v < 2**63 for v in seeds)
@@ -233,3 +235,107 @@ def test_schedule_load_state_dict_keeps_its_device() -> None:
         schedule.load_state_dict(saved)
         assert schedule.betas().device.type == "meta"
         assert all(p.device.type == "meta" for p in schedule.parameters())
+
+
+def blobs(n: int = 500) -> Dataset:
+    """An in-memory data set: two Gaussian blobs in 2-D, unit scale (no loader, no config name)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64) * 0.3
+    x[: n // 2, 0] += 1.0
+    x[n // 2 :, 0] -= 1.0
+    spec = DataSpec((2,), "continuous", "bits/example")
+    return Dataset(x[: n - 100], x[n - 100 :], spec, Scaling.identity(2))
+
+
+class OwnNet(nn.Module):
+    """A user's network: (x_t, t) -> raw, nothing from thermodiff.nets."""
+
+    def __init__(self, d: int, T: int, out: int):
+        super().__init__()
+        self.time = nn.Embedding(T + 1, 16)
+        self.body = nn.Sequential(nn.Linear(d + 16, 32), nn.Tanh(), nn.Linear(32, out))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([x, self.time(t)], 1))
+
+
+def test_train_takes_its_dataset_and_network(tmp_path: Path) -> None:
+    """train(..., dataset=, net=): the run trains the given module on the given data (no loader, no
+    thermodiff network), writes config.json, metrics and a checkpoint holding that module's weights,
+    with a finite K in the data set's unit and its scaling in meta.json; the EMA weights load back into
+    the user's own module (load_run rebuilds networks from the config, so it cannot)."""
+    from thermodiff.diffusion.reverse import make_reverse
+    from thermodiff.run.checkpoint import state_dict_under
+
+    cfg = make_tiny_cfg("train.steps=20")
+    ds = blobs()
+    out = make_reverse("gaussian", cfg.diffusion.parameterization, cfg.diffusion.variance).out_channels((2,))
+    net = OwnNet(2, cfg.diffusion.T, out)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    run = train(cfg, tmp_path / "own", dataset=ds, net=net)
+    assert (run / "config.json").is_file()
+    rows = metrics(run, 20)
+    assert [r["step"] for r in rows] == [10, 20]
+    assert all(math.isfinite(r["K_bits"]) and r["unit"] == "bits/example" for r in rows)
+    weights = final_weights(run)
+    own = state_dict_under(weights, "net.")
+    assert sorted(own) == sorted(net.state_dict())
+    assert all(torch.equal(own[k], v) for k, v in net.state_dict().items())  # the module itself trained
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    meta = json.loads((latest_checkpoint(run) / "meta.json").read_text())
+    assert meta["step"] == 20 and meta["scaling"]["scale"] == 1.0 and meta["spec"]["shape"] == [2]
+    again = OwnNet(2, cfg.diffusion.T, out)
+    again.load_state_dict(state_dict_under(weights, "ema.net."))
+
+
+def labelled_images(n: int = 96) -> Dataset:
+    """In-memory 8x8 images, class 1 bright on the left half, class 0 on the right."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 1, 8, 8, generator=g, dtype=torch.float64) * 0.5
+    x[labels == 1, :, :, :4] += 1.0
+    x[labels == 0, :, :, 4:] += 1.0
+    spec = DataSpec((1, 8, 8), "continuous", "bits/example")
+    return Dataset(x, x[:16], spec, Scaling.identity(64), labels_train=labels, labels_test=labels[:16])
+
+
+CLASSIFIER = (
+    "diffusion.from_run= diffusion.T=10 model.base=8 model.mults=1 model.num_res_blocks=1 train.steps=30 "
+    "train.batch=16 train.warmup=5 train.log_every=10 train.ckpt_every=10 train.lr=1e-2"
+).split()
+
+
+@pytest.mark.parametrize("task", ["diffusion", "classifier"])
+def test_both_objectives_go_through_one_fit_and_resume_exactly(
+    tmp_path: Path, task: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The diffusion model and the noisy classifier are trained by the same loop.fit (one spy sees
+    both objectives), and both resume exactly: killed after logging step 20 (checkpoint 10) and
+    resumed, every saved tensor and metric record equals the uninterrupted run's."""
+    import thermodiff.training.train as train_module
+    from thermodiff.config import load_toml
+    from thermodiff.training.loop import fit
+
+    seen: list[str] = []
+
+    def spy(objective, *args, **kwargs):
+        seen.append(type(objective).__name__)
+        return fit(objective, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit", spy)
+    if task == "diffusion":
+        cfg, seams, name = make_tiny_cfg("train.warmup=5"), {}, "NegativeBound"
+    else:
+        cfg, seams, name = (
+            load_toml("mnist_classifier", CLASSIFIER),
+            {"dataset": labelled_images()},
+            "CrossEntropy",
+        )
+    train(cfg, tmp_path / "a", **seams)
+    kill_at_20_then_resume(cfg, tmp_path / "b", **seams)
+    assert seen == [name] * 3
+    wa, wb = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    assert sorted(wa) == sorted(wb) and any(k.startswith("ema.net.") for k in wa)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ma, mb = metrics(tmp_path / "a", 30), metrics(tmp_path / "b", 30)
+    assert [r["step"] for r in ma] == [10, 20, 30] and ma == mb

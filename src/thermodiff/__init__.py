@@ -15,6 +15,7 @@ from thermodiff.evaluation.heldout import report
 from thermodiff.nets import register_net
 from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
+from thermodiff.sampling.guidance import load_classifier
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import (
     BernoulliMask,
@@ -25,8 +26,7 @@ from thermodiff.sampling.multipliers import (
     Mask,
 )
 from thermodiff.sampling.tasks import denoise, inpaint
-from thermodiff.training.classifier import load_classifier, train_classifier
-from thermodiff.training.train import train
+from thermodiff.training.train import train, train_classifier
 
 __version__ = "0.1.0"
 

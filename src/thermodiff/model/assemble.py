@@ -54,14 +54,18 @@ class DiffusionModel:
         return self.fast.graphed_fn(fn) if graphed else fn
 
 
-def build_model(cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5) -> DiffusionModel:
-    """Config -> DiffusionModel with a freshly initialised network (seeded by train.seed)."""
+def build_model(
+    cfg: Config, shape: tuple[int, ...], p_bar: float = 0.5, net: nn.Module | None = None
+) -> DiffusionModel:
+    """Config -> DiffusionModel with a freshly initialised network (seeded by train.seed), or around
+    `net`, any (x_t, t) -> raw module with reverse.out_channels(shape) outputs along dim 1."""
     d = cfg.diffusion
     schedule_name = "binomial" if d.kernel == "binomial" else d.schedule
     schedule = make_schedule(schedule_name, d.T, d.beta_1, d.beta_max, d.learned_init)
     reverse = make_reverse(d.kernel, d.parameterization, d.variance)
     torch.manual_seed(cfg.train.seed)
-    net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
+    if net is None:
+        net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
     learned_first = d.first_step == "learned"
     return DiffusionModel(
         schedule, reverse, net, d.kernel, p_bar, learned_first, FastPath.from_config(cfg.train)

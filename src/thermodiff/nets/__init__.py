@@ -1,5 +1,6 @@
 """Networks: (x_t, t) -> raw tensor. They know nothing of schedules or losses; registry.py names them."""
 
+from thermodiff.nets.classifier import NoisyClassifier, build_classifier
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import MultiScaleConv, PaperImageNet
 from thermodiff.nets.registry import NETS, NetEntry, build_net, register_net
@@ -10,10 +11,12 @@ __all__ = [
     "NETS",
     "MultiScaleConv",
     "NetEntry",
+    "NoisyClassifier",
     "PaperImageNet",
     "PerStepMLP",
     "RBFNet",
     "UNet",
+    "build_classifier",
     "build_net",
     "register_net",
 ]

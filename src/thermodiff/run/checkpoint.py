@@ -160,6 +160,11 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     return tensors, meta, state
 
 
+def state_dict_under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under `prefix` ("net.", "ema.net."), keyed as the module's state_dict."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 @contextmanager
 def must_fit(where: Path, what: str = "does not fit this run") -> Iterator[None]:
     """Loading a checkpoint into a model: a tensor, state or saved config that does not fit it is one

@@ -15,7 +15,7 @@ from thermodiff.data.units import KINDS, Units
 from thermodiff.diffusion.schedules import Schedule
 from thermodiff.errors import CheckpointError
 from thermodiff.model.assemble import DiffusionModel, build_model
-from thermodiff.run.checkpoint import latest_checkpoint, load_checkpoint, must_fit
+from thermodiff.run.checkpoint import latest_checkpoint, load_checkpoint, must_fit, state_dict_under
 
 
 def p_bar_of(cfg: Config, ds: Dataset) -> float:
@@ -32,7 +32,7 @@ def model_tensors(net: nn.Module, schedule: Schedule) -> dict[str, torch.Tensor]
 
 
 def run_meta(cfg: Config, ds: Dataset, model: DiffusionModel) -> dict:
-    """Everything besides weights that sampling and evaluation need."""
+    """Everything besides weights that sampling and evaluation need (spec, scaling, p_bar, config)."""
     return {
         "config": cfg.to_dict(),
         "spec": asdict(ds.spec),
@@ -51,6 +51,26 @@ def data_of(meta: dict) -> tuple[DataSpec, Scaling]:
     if spec.kind not in KINDS:
         raise ValueError(f"unknown data kind {spec.kind!r}")
     return spec, scaling
+
+
+def latest_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, meta) of a run directory's latest checkpoint, without the training state."""
+    tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
+    return tensors, meta
+
+
+def task_of(meta: dict) -> str:
+    """The train.task a checkpoint was trained for (runs from before classifiers: diffusion)."""
+    train_cfg = meta.get("config", {}).get("train", {})
+    return train_cfg.get("task", "diffusion") if isinstance(train_cfg, dict) else "diffusion"
+
+
+def config_of(meta: dict) -> tuple[Config, DataSpec, Scaling]:
+    """(config, data spec, scaling) saved in a checkpoint's meta; KeyError/ValueError/ConfigError if bad
+    (load under run.checkpoint.must_fit)."""
+    cfg = from_dict(meta["config"])
+    spec, scaling = data_of(meta)
+    return cfg, spec, scaling
 
 
 def check_weights(tensors: dict[str, torch.Tensor], where: Path) -> None:
@@ -83,19 +103,15 @@ class Run:
 
 def load_run(run_dir: Path | str, device: str = "cpu", ema: bool = True) -> Run:
     """The run in a directory, its model with EMA weights by default, on `device`."""
-    tensors, meta, _ = load_checkpoint(latest_checkpoint(Path(run_dir)))
-    train_cfg = meta.get("config", {}).get("train", {})
-    task = train_cfg.get("task", "diffusion") if isinstance(train_cfg, dict) else "diffusion"
+    tensors, meta = latest_state(run_dir)
+    task = task_of(meta)
     if task != "diffusion":
         raise CheckpointError(f"{run_dir} is a {task} run, not a diffusion model (use it as --classifier)")
     with must_fit(run_dir, "checkpoint does not match its config"):
-        cfg = from_dict(meta["config"])
-        spec, scaling = data_of(meta)
+        cfg, spec, scaling = config_of(meta)
         model = build_model(cfg, spec.shape, float(meta["p_bar"]))
         prefix = "ema." if ema else ""
-        model.net.load_state_dict(
-            {k[len(prefix) + 4 :]: v for k, v in tensors.items() if k.startswith(prefix + "net.")}
-        )
+        model.net.load_state_dict(state_dict_under(tensors, prefix + "net."))
         model.schedule.load_state_dict({"schedule.betas": tensors[prefix + "schedule.betas"]})
     check_weights(tensors, run_dir)
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)

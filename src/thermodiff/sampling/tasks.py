@@ -68,7 +68,7 @@ def guidance(
     classifier_run: Path | str, label: int, scale: float, model: DiffusionModel, scaling: Scaling, device: str
 ) -> list[Multiplier]:
     """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
-    from thermodiff.training.classifier import load_classifier
+    from thermodiff.sampling.guidance import load_classifier
 
     if model.kernel_name != "gaussian":
         raise ThermodiffError("classifier guidance needs a Gaussian kernel (this run is binomial)")

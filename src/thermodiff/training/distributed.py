@@ -1,4 +1,4 @@
-"""The only module that touches torch.distributed: torchrun + DDP (DESIGN.md 5).
+"""The only module that touches torch.distributed: torchrun + DDP (one global batch, sharded).
 
 Launched by `torchrun --nproc_per_node=N -m thermodiff train CONFIG`; without torchrun every
 function here is the identity for one process.
