@@ -3,8 +3,12 @@
 from thermodiff.config import Config, load_toml
 from thermodiff.data import load_dataset
 from thermodiff.diffusion import (
+    BernoulliStep,
     BinomialKernel,
+    FullGaussianStep,
     GaussianKernel,
+    GaussianStep,
+    Kernel,
     bound_exact,
     bound_stochastic,
     make_reverse,
@@ -32,11 +36,15 @@ __version__ = "0.1.0"
 __all__ = [
     "BernoulliMask",
     "BernoulliObservation",
+    "BernoulliStep",
     "BinomialKernel",
     "ClassifierGuidance",
     "Config",
+    "FullGaussianStep",
     "GaussianKernel",
     "GaussianObservation",
+    "GaussianStep",
+    "Kernel",
     "LogDensityGradient",
     "Mask",
     "bound_exact",
