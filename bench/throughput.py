@@ -217,8 +217,8 @@ def fast_vs_plain(fast_model, device: str, batch: int) -> dict:
     x_t = kernel.q_sample(x0, t, kernel.noise_like(x0, gen))
     net = fast_model.fast.compiled(fast_model.net)
     raw = rel_rms(fast_model.fast.forward(net, x_t.float(), t), plain.net(x_t.float(), t))
-    mean_f = fast_model.model_fn(kernel, graphed=True)(x_t, t)[0]
-    mean_p = plain.model_fn(kernel)(x_t, t)[0]
+    mean_f = fast_model.model_fn(kernel, graphed=True)(x_t, t).mean
+    mean_p = plain.model_fn(kernel)(x_t, t).mean
     noise = kernel.noise_like(x0, gen)
     k_f = bound_stochastic(kernel, fast_model.model_fn(kernel, net), x0, t=t, noise=noise)[0].K
     k_p = bound_stochastic(kernel, plain.model_fn(kernel), x0, t=t, noise=noise)[0].K

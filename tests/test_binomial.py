@@ -11,6 +11,7 @@ import torch
 from thermodiff.diffusion.binomial import BinomialKernel, bernoulli_product
 from thermodiff.diffusion.bound import bound_exact, bound_stochastic, mean_and_stderr
 from thermodiff.diffusion.schedules import binomial_betas
+from thermodiff.diffusion.steps import BernoulliProb, BernoulliStep
 
 EXACT = 1e-12  # tolerance for float64 closed forms vs enumeration
 
@@ -46,9 +47,9 @@ def test_marginal_closed_form_reaches_pi(T: int, p_bar: float) -> None:
     k = BinomialKernel(binomial_betas(T), p_bar)
     betas = binomial_betas(T).tolist()
     x0 = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
-    assert k.q_prob(x0, longs(T, T))[0].flatten().tolist() == pytest.approx([p_bar] * 2, abs=EXACT)
+    assert k.q_prob(x0, longs(T, T)).prob.flatten().tolist() == pytest.approx([p_bar] * 2, abs=EXACT)
     for t in sorted({1, T // 2, max(T - 1, 1), T}):
-        got = k.q_prob(x0, longs(t, t))[0].flatten().tolist()
+        got = k.q_prob(x0, longs(t, t)).prob.flatten().tolist()
         want = [marginal_p1(v, t, betas, p_bar) for v in (0.0, 1.0)]
         assert got == pytest.approx(want, abs=1e-10)  # 2000-step recursion rounding
         assert k.alpha_bar[t].item() == pytest.approx((T - t) / T, abs=EXACT)
@@ -66,7 +67,7 @@ def test_marginal_matches_step_by_step_monte_carlo() -> None:
         for s in range(1, t + 1):
             p1 = x * (1 - betas[s]) + p_bar * betas[s]
             x = (torch.rand(n, generator=g, dtype=torch.float64) < p1).double()
-        p = k.q_prob(torch.tensor([[v]], dtype=torch.float64), longs(t))[0].item()
+        p = k.q_prob(torch.tensor([[v]], dtype=torch.float64), longs(t)).prob.item()
         tol = 5 * math.sqrt(p * (1 - p) / n)
         assert x.mean().item() == pytest.approx(p, abs=tol)
         x0 = torch.full((n, 1), v, dtype=torch.float64)
@@ -84,7 +85,7 @@ def test_posterior_is_bayes_by_enumeration(T: int, p_bar: float) -> None:
     x0 = torch.tensor([[a] for a, _ in combos], dtype=torch.float64)
     xt = torch.tensor([[b] for _, b in combos], dtype=torch.float64)
     for t in sorted({1, 2, T // 2, T - 1, T}):
-        got = k.q_posterior(x0, xt, torch.full((4,), t))[0].flatten().tolist()
+        got = k.q_posterior(x0, xt, torch.full((4,), t)).prob.flatten().tolist()
         want = []
         for a, b in combos:
             prev = marginal_p1(a, t - 1, betas, p_bar)
@@ -100,7 +101,7 @@ def test_equilibrium_reversal_is_bayes_under_pi() -> None:
     betas = binomial_betas(T).tolist()
     xt = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
     for t in (1, 5, T):
-        got = torch.sigmoid(k.equilibrium_reversal(xt, longs(t, t))[0]).flatten().tolist()
+        got = torch.sigmoid(k.equilibrium_reversal(xt, longs(t, t)).logit).flatten().tolist()
         want = [bern(b, step_p1(1, betas[t], p_bar)) * p_bar / bern(b, p_bar) for b in (0, 1)]
         assert got == pytest.approx(want, abs=EXACT)
 
@@ -111,7 +112,7 @@ def test_kl_is_bernoulli_kl_by_enumeration() -> None:
     logits = [-8.0, -1.5, 0.0, 0.3, 4.0, 8.0]
     q = torch.tensor([a for a in qs for _ in logits], dtype=torch.float64)
     lg = torch.tensor([b for _ in qs for b in logits], dtype=torch.float64)
-    got = k.kl((q,), (lg,)).tolist()
+    got = k.kl(BernoulliProb(q), BernoulliStep(lg)).tolist()
     for g, a, b in zip(got, q.tolist(), lg.tolist(), strict=True):
         p = 1 / (1 + math.exp(-b))
         want = sum(w * math.log(w / r) for w, r in ((a, p), (1 - a, 1 - p)) if w > 0)
@@ -122,10 +123,10 @@ def test_kl_and_sampling_finite_at_extreme_logits() -> None:
     k = BinomialKernel(binomial_betas(10), 0.2)
     big = torch.tensor([1e4, -1e4, math.inf, -math.inf], dtype=torch.float64)
     match = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
-    assert k.kl((match,), (big,)).tolist() == [0.0] * 4
-    half = k.kl((torch.full((2,), 0.5, dtype=torch.float64),), (big[:2],))
+    assert k.kl(BernoulliProb(match), BernoulliStep(big)).tolist() == [0.0] * 4
+    half = k.kl(BernoulliProb(torch.full((2,), 0.5, dtype=torch.float64)), BernoulliStep(big[:2]))
     assert half.tolist() == pytest.approx([0.5 * 1e4 - 0.5 * math.log(2) * 2] * 2, rel=1e-9)
-    bits = k.sample_from((big,), torch.Generator().manual_seed(1))
+    bits = k.sample_from(BernoulliStep(big), torch.Generator().manual_seed(1))
     assert bits.tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
@@ -136,7 +137,7 @@ def test_sampling_frequencies() -> None:
     prior = k.prior_sample((n,), g)
     assert prior.dtype == torch.float64
     assert prior.mean().item() == pytest.approx(0.2, abs=5 * math.sqrt(0.16 / n))
-    bits = k.sample_from((torch.full((n,), 1.2, dtype=torch.float64),), g)
+    bits = k.sample_from(BernoulliStep(torch.full((n,), 1.2, dtype=torch.float64)), g)
     p = 1 / (1 + math.exp(-1.2))
     assert bits.mean().item() == pytest.approx(p, abs=5 * math.sqrt(p * (1 - p) / n))
 
@@ -213,10 +214,10 @@ def test_heartbeat_bound_does_not_exceed_true_log_likelihood(learned_first_step:
     assert log_pi < math.log(1 / 5)  # about -10.0 nats vs -1.61
     models = {
         "equilibrium": k.equilibrium_reversal,
-        "const_0": lambda x, t: (torch.zeros_like(x),),
-        "const_pbar": lambda x, t: (torch.full_like(x, math.log(p_bar / (1 - p_bar))),),
-        "copy": lambda x, t: (6.0 * (2 * x - 1),),
-        "flip": lambda x, t: (-3.0 * (2 * x - 1),),
+        "const_0": lambda x, t: BernoulliStep(torch.zeros_like(x)),
+        "const_pbar": lambda x, t: BernoulliStep(torch.full_like(x, math.log(p_bar / (1 - p_bar)))),
+        "copy": lambda x, t: BernoulliStep(6.0 * (2 * x - 1)),
+        "flip": lambda x, t: BernoulliStep(-3.0 * (2 * x - 1)),
     }
     for name, fn in models.items():
         terms, _ = bound_exact(k, fn, x0, g)
@@ -244,7 +245,8 @@ def test_learned_first_step_term_by_enumeration() -> None:
             x1_t = torch.tensor([[x1]], dtype=torch.float64)
             for logit in (-3.0, 0.4, 7.0):
                 kl = learned.kl(
-                    learned.q_posterior(x0_t, x1_t, one), (torch.tensor([[logit]], dtype=torch.float64),)
+                    learned.q_posterior(x0_t, x1_t, one),
+                    BernoulliStep(torch.tensor([[logit]], dtype=torch.float64)),
                 )
                 assert kl.item() == pytest.approx(-math.log(bern(x0, 1 / (1 + math.exp(-logit)))), rel=1e-12)
             p_rev = learned.equilibrium_reversal(x1_t, one)
@@ -257,8 +259,8 @@ def test_sampler_uses_the_network_for_a_learned_first_step() -> None:
     """The last step x_0 ~ p(x_0|x_1) comes from model_fn when learned, the fixed reversal if not."""
     from thermodiff.sampling.ancestral import sample
 
-    def fn(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:  # all ones; at t = 1 all zeros
-        return (torch.where(t[:, None] == 1, -math.inf, math.inf).expand_as(x).double(),)
+    def fn(x: torch.Tensor, t: torch.Tensor) -> BernoulliStep:  # all ones; at t = 1 all zeros
+        return BernoulliStep(torch.where(t[:, None] == 1, -math.inf, math.inf).expand_as(x).double())
 
     g = torch.Generator().manual_seed(0)
     learned = sample(BinomialKernel(binomial_betas(20), 0.2, True), fn, (30,), n=50, generator=g)
@@ -279,7 +281,7 @@ def heartbeat_oracle(T: int, p_bar: float):
         a = keep[tt][:, None]
         return a * s + (1 - a) * p_bar
 
-    def oracle(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor]:
+    def oracle(x: torch.Tensor, t: torch.Tensor) -> BernoulliStep:
         b = betas[t][:, None]
         logw, post = [], []
         for s in seqs:
@@ -291,7 +293,7 @@ def heartbeat_oracle(T: int, p_bar: float):
             post.append(up * prev / (up * prev + down * (1 - prev)))
         w = torch.softmax(torch.stack(logw), 0)[..., None]
         m = (w * torch.stack(post)).sum(0)
-        return (torch.log(m) - torch.log1p(-m),)
+        return BernoulliStep(torch.log(m) - torch.log1p(-m))
 
     return oracle
 
@@ -353,9 +355,9 @@ def test_offset_parameterization_untrained_is_the_equilibrium_reversal(first_ste
         model = build_model(load_toml("heartbeat", [*over, f"diffusion.parameterization={name}"]), (20,), 0.2)
         kernel = model.kernel()
         x_t, t = x0[:64], torch.randint(1, 51, (64,), generator=g)
-        logits = model.model_fn(kernel)(x_t, t)[0]
+        logits = model.model_fn(kernel)(x_t, t).logit
         if name == "offset":
-            assert torch.equal(logits, kernel.equilibrium_reversal(x_t, t)[0])
+            assert torch.equal(logits, kernel.equilibrium_reversal(x_t, t).logit)
         with torch.no_grad():
             terms, _ = bound_exact(kernel, model.model_fn(kernel), x0, g)
         gaps[name] = mean_and_stderr(terms.K - terms.log_null)

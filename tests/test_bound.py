@@ -22,6 +22,7 @@ from thermodiff.data import load_dataset
 from thermodiff.diffusion.bound import bound_exact, bound_stochastic
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.schedules import paper_betas
+from thermodiff.diffusion.steps import GaussianStep
 from thermodiff.model.assemble import build_model
 
 F64 = torch.float64
@@ -193,12 +194,12 @@ def _optimal(betas: torch.Tensor, s: torch.Tensor):
     ab = alpha_bars(betas)
     v = [a * s**2 + (1 - a) for a in ab]  # each (d,)
 
-    def fn(x_t: torch.Tensor, t: torch.Tensor):
+    def fn(x_t: torch.Tensor, t: torch.Tensor) -> GaussianStep:
         tt = t.tolist()
         vt = torch.stack([v[i] for i in tt])
         vp = torch.stack([v[i - 1] for i in tt])
         b = betas[t][:, None]
-        return torch.sqrt(1 - b) * vp / vt * x_t, torch.log(b * vp / vt)
+        return GaussianStep(torch.sqrt(1 - b) * vp / vt * x_t, torch.log(b * vp / vt))
 
     T, b1 = betas.numel() - 1, betas[1].item()
     kl_T = 0.5 * (v[T] - 1 - torch.log(v[T]))

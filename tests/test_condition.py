@@ -14,6 +14,7 @@ import torch
 from thermodiff.diffusion import GaussianKernel
 from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.schedules import binomial_betas, paper_betas
+from thermodiff.diffusion.steps import BernoulliStep, GaussianStep
 from thermodiff.errors import ThermodiffError
 from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
 from thermodiff.sampling.interpolate import interpolate
@@ -55,7 +56,7 @@ def exact_model(s0: float = S0):
 
     def fn(x, t):
         shape = (-1, *([1] * (x.dim() - 1)))
-        return a_t[t].reshape(shape) * x, logv_t[t].reshape(shape).expand_as(x)
+        return GaussianStep(a_t[t].reshape(shape) * x, logv_t[t].reshape(shape).expand_as(x))
 
     return fn
 
@@ -112,7 +113,8 @@ def test_one_step_gaussian_product_and_annealing_exponent() -> None:
     y, sd = torch.tensor([1.0, 2.0], dtype=torch.float64), 0.4
     for t, w in ((T, 1 / T), (1, 1.0), (11, 30 / T)):
         tt = torch.tensor([t])
-        m, lv = GaussianObservation(y, sd, "annealed", T=T)((mean, logvar), mean, tt)
+        out = GaussianObservation(y, sd, "annealed", T=T)(GaussianStep(mean, logvar), mean, tt)
+        m, lv = out.mean, out.logvar
         prec = 1 / logvar.exp() + w / sd**2
         torch.testing.assert_close(lv, -torch.log(prec), rtol=0, atol=EXACT)
         torch.testing.assert_close(m, (mean / logvar.exp() + w * y / sd**2) / prec, rtol=0, atol=EXACT)
@@ -130,10 +132,13 @@ def test_gradient_multipliers_one_step() -> None:
         return -0.5 * ((x - c) ** 2).sum(1)
 
     with torch.no_grad():
-        m, lv = LogDensityGradient(log_r, scale=2.0, schedule="annealed", T=T)((mean, logvar), x_t, tt)
+        r = LogDensityGradient(log_r, scale=2.0, schedule="annealed", T=T)
+        out = r(GaussianStep(mean, logvar), x_t, tt)
+        m, lv = out.mean, out.logvar
         torch.testing.assert_close(m, mean + 2.0 * (30 / T) * var * (c - mean), rtol=0, atol=EXACT)
         assert torch.equal(lv, logvar)
-        m, lv = ClassifierGuidance(lambda x, t: log_r(x), scale=3.0)((mean, logvar), x_t, tt)
+        out = ClassifierGuidance(lambda x, t: log_r(x), scale=3.0)(GaussianStep(mean, logvar), x_t, tt)
+        m, lv = out.mean, out.logvar
         torch.testing.assert_close(m, mean + 3.0 * var * (c - x_t), rtol=0, atol=EXACT)
         assert torch.equal(lv, logvar)
 
@@ -174,9 +179,12 @@ def test_mask_forward_schedule_follows_q_and_ends_exact() -> None:
     values = torch.tensor([[0.7, 0.0, -1.3]], dtype=torch.float64)
     mask = torch.tensor([1, 0, 1])
     r = Mask(values, mask, kernel=KERNEL)
-    model = (torch.full((2, 3), 0.25, dtype=torch.float64), torch.full((2, 3), -3.0, dtype=torch.float64))
+    model = GaussianStep(
+        torch.full((2, 3), 0.25, dtype=torch.float64), torch.full((2, 3), -3.0, dtype=torch.float64)
+    )
     for step in (T, 17, 2):
-        mean, logvar = r(model, torch.zeros(2, 3, dtype=torch.float64), torch.full((2,), step))
+        out = r(model, torch.zeros(2, 3, dtype=torch.float64), torch.full((2,), step))
+        mean, logvar = out.mean, out.logvar
         ab = _alpha_bar(step - 1)
         assert mean[:, 1].tolist() == [0.25, 0.25] and logvar[:, 1].tolist() == [-3.0, -3.0]
         want = [math.sqrt(ab) * v for v in (0.7, -1.3)]
@@ -197,7 +205,8 @@ def test_data_box_clamps_the_predicted_x0() -> None:
         ab, ab_prev, b = _alpha_bar(step), _alpha_bar(step - 1), BETAS[step]
         c0, ct = math.sqrt(ab_prev) * b / (1 - ab), math.sqrt(1 - b) * (1 - ab_prev) / (1 - ab)
         logvar = torch.full_like(x0, -2.0)
-        mean, lv = box((c0 * x0 + ct * x_t, logvar), x_t, torch.tensor([step]))
+        out = box(GaussianStep(c0 * x0 + ct * x_t, logvar), x_t, torch.tensor([step]))
+        mean, lv = out.mean, out.logvar
         pairs = zip(x0[0].tolist(), x_t[0].tolist(), strict=True)
         want = [c0 * min(max(v, -1.0), 2.0) + ct * xt for v, xt in pairs]
         assert mean[0].tolist() == pytest.approx(want, rel=1e-9, abs=1e-12)
@@ -228,7 +237,7 @@ def test_bernoulli_product_matches_enumeration(c: float, d: float) -> None:
         unnorm = {1: c * d**w, 0: (1 - c) * (1 - d) ** w}  # x = 1 and x = 0
         want = unnorm[1] / (unnorm[0] + unnorm[1])
         mult = BernoulliObservation(torch.tensor([d], dtype=torch.float64), schedule, T=T)
-        (out,) = mult((logit,), logit, torch.tensor([t]))
+        out = mult(BernoulliStep(logit), logit, torch.tensor([t])).logit
         assert torch.sigmoid(out).item() == pytest.approx(want, abs=EXACT)
 
 

@@ -3,6 +3,7 @@ runs one reverse-step call, so a config can not rot unnoticed until someone trai
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 import thermodiff
 from thermodiff.config import load_toml
+from thermodiff.diffusion.steps import FullGaussianStep
 from thermodiff.model.assemble import build_model
 
 BUNDLED = sorted(p.stem for p in (Path(thermodiff.__file__).parent / "configs").glob("*.toml"))
@@ -51,9 +53,10 @@ def test_bundled_config_builds_and_steps(name: str) -> None:
     kernel = model.kernel()
     x = kernel.prior_sample((2, *shape))
     t = torch.tensor([kernel.t_first, kernel.T])
-    params = model.model_fn(kernel)(x, t)
-    if len(params) == 2 and params[1].dim() == x.dim() + 1:  # full covariance: (B, d, d) scale_tril
-        assert params[1].shape == (2, shape[0], shape[0])
+    step = model.model_fn(kernel)(x, t)
+    params = [getattr(step, f.name) for f in fields(step)]
+    if isinstance(step, FullGaussianStep):  # full covariance: (B, d, d) scale_tril
+        assert step.scale_tril.shape == (2, shape[0], shape[0])
     else:
         assert all(p.shape == x.shape for p in params), name
     assert all(torch.isfinite(p).all() for p in params), name

@@ -12,10 +12,15 @@ import torch
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import EpsReverse, PaperReverse
 from thermodiff.diffusion.schedules import log_snr_betas, make_schedule, paper_betas
+from thermodiff.diffusion.steps import GaussianStep
 
 F64 = torch.float64
 EXACT = 1e-12
 MC_SIGMAS = 5.0  # seeded Monte Carlo: within 5 standard errors (several checks per test)
+
+
+def mean_logvar(step: GaussianStep) -> tuple[torch.Tensor, torch.Tensor]:
+    return step.mean, step.logvar
 
 
 def longs(n: int, t: int) -> torch.Tensor:
@@ -64,7 +69,7 @@ def test_marginal_matches_step_by_step_chain(schedule: str) -> None:
         b = betas[t].item()
         x = math.sqrt(1 - b) * x + math.sqrt(b) * torch.randn(x.shape, generator=g, dtype=F64)
         if t in (1, 5, T):
-            mean, logvar = k.q_mean_logvar(x0[:1], longs(1, t))
+            mean, logvar = mean_logvar(k.q_mean_logvar(x0[:1], longs(1, t)))
             var = torch.exp(logvar[0])
             assert ((x.mean(0) - mean[0]).abs() <= MC_SIGMAS * (var / n).sqrt()).all(), t
             assert ((x.var(0) - var).abs() <= MC_SIGMAS * math.sqrt(2 / n) * var).all(), t
@@ -80,7 +85,7 @@ def test_marginal_closed_form_by_hand() -> None:
     x0 = torch.tensor([[0.7], [-1.3]], dtype=F64)
     for t in range(1, 13):
         ab = alpha_bar(betas.tolist(), t)
-        mean, logvar = k.q_mean_logvar(x0, longs(2, t))
+        mean, logvar = mean_logvar(k.q_mean_logvar(x0, longs(2, t)))
         assert mean.flatten().tolist() == pytest.approx(
             [math.sqrt(ab) * 0.7, math.sqrt(ab) * -1.3], abs=EXACT
         )
@@ -90,7 +95,7 @@ def test_marginal_closed_form_by_hand() -> None:
 def test_marginal_variance_exact_for_tiny_beta_1() -> None:
     """1 - abar_1 = beta_1 to full relative precision even for beta_1 = 1e-9 (no 1 - (1 - b) rounding)."""
     k = GaussianKernel(paper_betas(10, 1e-9))
-    _, logvar = k.q_mean_logvar(torch.zeros(1, 1, dtype=F64), longs(1, 1))
+    _, logvar = mean_logvar(k.q_mean_logvar(torch.zeros(1, 1, dtype=F64), longs(1, 1)))
     assert math.exp(logvar.item()) == pytest.approx(1e-9, rel=1e-9)
 
 
@@ -119,8 +124,8 @@ def test_posterior_vs_bayes_on_grid(schedule: str, t: int, x0: float, xt: float)
     want_mean, want_var = grid_moments(logp, grid)
 
     k = GaussianKernel(betas)
-    mean, logvar = k.q_posterior(
-        torch.tensor([[x0]], dtype=F64), torch.tensor([[xt]], dtype=F64), longs(1, t)
+    mean, logvar = mean_logvar(
+        k.q_posterior(torch.tensor([[x0]], dtype=F64), torch.tensor([[xt]], dtype=F64), longs(1, t))
     )
     sd = math.sqrt(want_var)
     assert mean.item() == pytest.approx(want_mean, abs=1e-8 * sd)
@@ -135,10 +140,10 @@ def test_posterior_broadcasts_over_dimensions() -> None:
     x0 = torch.randn(3, 2, 4, 4, generator=g, dtype=F64)
     xt = torch.randn(3, 2, 4, 4, generator=g, dtype=F64)
     t = torch.tensor([2, 5, 10])
-    mean, logvar = k.q_posterior(x0, xt, t)
+    mean, logvar = mean_logvar(k.q_posterior(x0, xt, t))
     assert mean.shape == logvar.shape == x0.shape
     for i in range(3):
-        m1, lv1 = k.q_posterior(x0[i : i + 1], xt[i : i + 1], t[i : i + 1])
+        m1, lv1 = mean_logvar(k.q_posterior(x0[i : i + 1], xt[i : i + 1], t[i : i + 1]))
         assert torch.equal(mean[i : i + 1], m1) and torch.equal(logvar[i : i + 1], lv1)
 
 
@@ -153,15 +158,15 @@ def test_eps_reverse_with_true_noise_is_the_posterior() -> None:
     t = torch.randint(2, 11, (64,), generator=g)
     eps = torch.randn(64, 3, generator=g, dtype=F64)
     xt = k.q_sample(x0, t, eps)
-    q_mean, q_logvar = k.q_posterior(x0, xt, t)
-    mean, logvar = EpsReverse("small").p_params(k, eps, xt, t)
+    q_mean, q_logvar = mean_logvar(k.q_posterior(x0, xt, t))
+    mean, logvar = mean_logvar(EpsReverse("small").p_params(k, eps, xt, t))
     assert torch.allclose(mean, q_mean, atol=1e-10) and torch.allclose(logvar, q_logvar, atol=1e-10)
-    _, logvar_large = EpsReverse("large").p_params(k, eps, xt, t)
+    _, logvar_large = mean_logvar(EpsReverse("large").p_params(k, eps, xt, t))
     assert torch.allclose(logvar_large, torch.log(k.betas[t])[:, None].expand(64, 3), atol=EXACT)
     # learned_range: v = -1 gives "small", v = +1 gives "large" (iDDPM eq. 15)
     for v, want in ((-1.0, q_logvar), (1.0, logvar_large)):
         raw = torch.cat([eps, torch.full_like(eps, v)], dim=1)
-        assert torch.allclose(EpsReverse("learned_range").p_params(k, raw, xt, t)[1], want, atol=1e-10)
+        assert torch.allclose(EpsReverse("learned_range").p_params(k, raw, xt, t).logvar, want, atol=1e-10)
 
 
 def test_paper_reverse_zero_output() -> None:
@@ -172,7 +177,9 @@ def test_paper_reverse_zero_output() -> None:
     xt = torch.randn(8, 2, generator=g, dtype=F64)
     z_mu = torch.randn(8, 2, generator=g, dtype=F64)
     t = torch.arange(2, 10)
-    mean, logvar = PaperReverse().p_params(k, torch.cat([z_mu, torch.zeros_like(z_mu)], 1), xt, t)
+    mean, logvar = mean_logvar(
+        PaperReverse().p_params(k, torch.cat([z_mu, torch.zeros_like(z_mu)], 1), xt, t)
+    )
     beta = k.betas[t][:, None]
     assert torch.allclose(torch.exp(logvar), beta.expand(8, 2), rtol=1e-12)
     assert torch.allclose(mean, (xt - z_mu) * (1 - beta) + z_mu, atol=EXACT)
@@ -262,7 +269,7 @@ def test_edge_reverse_is_the_equilibrium_reversal_at_t1() -> None:
     """The fixed first reverse step p(x_0|x_1) = N(sqrt(1-b1) x_1, b1) (P App. B.2)."""
     k = GaussianKernel(paper_betas(5, 0.01))
     x1 = torch.tensor([[0.4, -1.0]], dtype=F64)
-    mean, logvar = k.equilibrium_reversal(x1, longs(1, 1))
+    mean, logvar = mean_logvar(k.equilibrium_reversal(x1, longs(1, 1)))
     assert torch.allclose(mean, math.sqrt(0.99) * x1, atol=EXACT)
     assert torch.allclose(torch.exp(logvar), torch.full_like(x1, 0.01), rtol=1e-12)
 
@@ -294,7 +301,7 @@ def test_equilibrium_reversal_is_bayes_under_pi(beta: float) -> None:
     betas = torch.tensor([0.0, 0.02, beta], dtype=F64)
     k = GaussianKernel(betas)
     xt = torch.tensor([[-1.2], [0.0], [2.3]], dtype=F64)
-    mean, logvar = k.equilibrium_reversal(xt, longs(3, 2))
+    mean, logvar = mean_logvar(k.equilibrium_reversal(xt, longs(3, 2)))
     for i, v in enumerate(xt.flatten().tolist()):
         grid = torch.linspace(-15, 15, 100_001, dtype=F64)
         logp = log_normal(grid, 0.0, 1.0) + log_normal(v, math.sqrt(1 - beta) * grid, beta)
@@ -306,7 +313,7 @@ def test_equilibrium_reversal_is_bayes_under_pi(beta: float) -> None:
     g = torch.Generator().manual_seed(17)
     prev = torch.randn(n, generator=g, dtype=F64)
     cur = math.sqrt(1 - beta) * prev + math.sqrt(beta) * torch.randn(n, generator=g, dtype=F64)
-    m_fn, lv_fn = k.equilibrium_reversal(cur[:, None], longs(n, 2))
+    m_fn, lv_fn = mean_logvar(k.equilibrium_reversal(cur[:, None], longs(n, 2)))
     resid = prev - m_fn[:, 0]
     # E[resid] = 0, E[resid * x_t] = 0 (the conditional mean is right), E[resid^2] = b (its variance)
     assert abs(resid.mean().item()) <= MC_SIGMAS * math.sqrt(beta / n)
@@ -346,7 +353,7 @@ def test_bound_is_differentiable_in_schedule_logits() -> None:
     def K(logits: torch.Tensor) -> torch.Tensor:
         k = GaussianKernel(s.betas(logits))
         # a reverse kernel that depends on the betas only through its own fixed numbers
-        fn = lambda xt, tt: (0.9 * xt, torch.full_like(xt, -2.0))  # noqa: E731
+        fn = lambda xt, tt: GaussianStep(0.9 * xt, torch.full_like(xt, -2.0))  # noqa: E731
         return bound_stochastic(k, fn, x0, t=t, noise=noise)[0].K
 
     logits = s.logits.detach().clone().requires_grad_(True)

@@ -16,6 +16,7 @@ import torch
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.reverse import EpsReverse, PaperReverse
 from thermodiff.diffusion.schedules import log_snr_betas, paper_betas
+from thermodiff.diffusion.steps import GaussianStep
 from thermodiff.sampling.ancestral import sample
 
 F64 = torch.float64
@@ -31,9 +32,9 @@ def test_exact_gaussian_reverse_gives_the_variance_recursion() -> None:
     ab = torch.cumprod(1 - betas, 0)
     v = ab[:, None] * s**2 + 1 - ab[:, None]  # (T + 1, 2)
 
-    def exact(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def exact(x: torch.Tensor, t: torch.Tensor) -> GaussianStep:
         b = betas[t][:, None]
-        return torch.sqrt(1 - b) * v[t - 1] / v[t] * x, torch.log(b * v[t - 1] / v[t])
+        return GaussianStep(torch.sqrt(1 - b) * v[t - 1] / v[t] * x, torch.log(b * v[t - 1] / v[t]))
 
     var = torch.ones(2, dtype=F64)
     for t in range(T, 1, -1):
@@ -65,7 +66,7 @@ def eps_oracle(kernel: GaussianKernel, scale: float = 1.0):
     eps = (x_t - sqrt(abar_t) E[x_0|x_t]) / sqrt(1 - abar_t), times `scale` (for the control)."""
     rev = EpsReverse("small")
 
-    def fn(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fn(x: torch.Tensor, t: torch.Tensor) -> GaussianStep:
         ab = torch.exp(kernel.log_alpha_bar[t])[:, None]
         eps = (x - ab.sqrt() * bayes_x0(kernel, x, t)) / (1 - ab).sqrt()
         return rev.p_params(kernel, scale * eps, x, t)
@@ -78,7 +79,7 @@ def paper_oracle(kernel: GaussianKernel):
     E[x_0|x_t] and the posterior variance: Sigma = v, z_mu = (m - (1 - v) x_t) / v."""
     rev = PaperReverse()
 
-    def fn(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fn(x: torch.Tensor, t: torch.Tensor) -> GaussianStep:
         c0, ct = kernel.posterior_coefficients(t, x)
         m = c0 * bayes_x0(kernel, x, t) + ct * x
         var = torch.exp(kernel.posterior_logvar(t, x)).expand_as(x)

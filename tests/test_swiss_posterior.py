@@ -56,8 +56,9 @@ def test_full_covariance_reverse_sampling_has_its_covariance():
     raw = torch.tensor([[0.1, -0.2, 0.3, -0.5, 2.0]], dtype=torch.float64).expand(n, 5)
     x_t = torch.zeros(n, 2, dtype=torch.float64)
     t = torch.full((n,), 10)
-    mean, L = rev.p_params(kernel, raw, x_t, t)
-    x = kernel.sample_from((mean, L), torch.Generator().manual_seed(2))
+    step = rev.p_params(kernel, raw, x_t, t)
+    mean, L = step.mean, step.scale_tril
+    x = kernel.sample_from(step, torch.Generator().manual_seed(2))
     cov = torch.cov((x - mean).T)
     target = L[0] @ L[0].T
     assert torch.allclose(cov, target, rtol=0.03, atol=0.03 * target.diagonal().min().item())

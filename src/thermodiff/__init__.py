@@ -3,8 +3,12 @@
 from thermodiff.config import Config, load_toml
 from thermodiff.data import Units, load_dataset, register_data
 from thermodiff.diffusion import (
+    BernoulliStep,
     BinomialKernel,
+    FullGaussianStep,
     GaussianKernel,
+    GaussianStep,
+    Kernel,
     bound_exact,
     bound_stochastic,
     make_reverse,
@@ -33,11 +37,15 @@ __version__ = "0.1.0"
 __all__ = [
     "BernoulliMask",
     "BernoulliObservation",
+    "BernoulliStep",
     "BinomialKernel",
     "ClassifierGuidance",
     "Config",
+    "FullGaussianStep",
     "GaussianKernel",
     "GaussianObservation",
+    "GaussianStep",
+    "Kernel",
     "LogDensityGradient",
     "Mask",
     "Run",

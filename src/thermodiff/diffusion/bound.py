@@ -1,4 +1,4 @@
-"""The lower bound K on the log-likelihood, term by term (PAPER.md 1.4, P eq. 14 and App. B).
+"""The lower bound K on the log-likelihood, term by term (P eq. 14 and App. B).
 
     K = -sum_{t=2..T} E KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t))      kl
         - KL(q(x_T|x_0) || pi)                                         prior
@@ -23,8 +23,10 @@ import torch
 from torch import Tensor
 
 from thermodiff.diffusion.distributions import discretized_gaussian_log_likelihood
+from thermodiff.diffusion.kernel import Kernel
+from thermodiff.diffusion.steps import Step
 
-ModelFn = Callable[[Tensor, Tensor], tuple]  # (x_t, t) -> params of p(x_{t-1} | x_t)
+ModelFn = Callable[[Tensor, Tensor], Step]  # (x_t, t) -> the step p(x_{t-1} | x_t)
 LN2 = math.log(2.0)
 
 
@@ -57,15 +59,21 @@ class BoundTerms:
         return self.prior + self.edge - self.entropy_T + self.entropy_1
 
 
-def kl_at(kernel, model_fn: ModelFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+def step_type_of(kernel: Kernel, model_fn: ModelFn) -> type[Step]:
+    """The step type model_fn returns, known before it runs: as it declares in `step_type` (the model_fn of
+    DiffusionModel does), else the kernel's diagonal step (what equilibrium_reversal returns)."""
+    return getattr(model_fn, "step_type", kernel.step_types[0])
+
+
+def kl_at(kernel: Kernel, model_fn: ModelFn, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) at x_t ~ q(x_t|x_0), per example, t >= t_first."""
     x_t = kernel.q_sample(x0, t, noise)
     q = kernel.q_posterior(x0, x_t, t)
     p = model_fn(x_t, t)  # float64 in; the model_fn casts for its network
-    return sum_dims(kernel.kl(q, tuple(v.to(torch.float64) for v in p)))
+    return sum_dims(kernel.kl(q, p.to(torch.float64)))
 
 
-def _edge_terms(kernel, x0: Tensor, kl: Tensor) -> BoundTerms:
+def _edge_terms(kernel: Kernel, x0: Tensor, kl: Tensor) -> BoundTerms:
     return BoundTerms(
         kl=kl,
         prior=sum_dims(kernel.prior_term(x0)),
@@ -77,7 +85,7 @@ def _edge_terms(kernel, x0: Tensor, kl: Tensor) -> BoundTerms:
 
 
 def bound_exact(
-    kernel, model_fn: ModelFn, x0: Tensor, generator: torch.Generator | None = None
+    kernel: Kernel, model_fn: ModelFn, x0: Tensor, generator: torch.Generator | None = None
 ) -> tuple[BoundTerms, Tensor]:
     """K with every t = t_first..T evaluated (one x_t draw per t and example). Returns the terms and
     the per-step KL (T + 1, B) (rows below t_first are zero)."""
@@ -89,7 +97,7 @@ def bound_exact(
     return _edge_terms(kernel, x0, per_t.sum(0)), per_t
 
 
-def uniform_t_probs(kernel, device=None) -> Tensor:
+def uniform_t_probs(kernel: Kernel, device: torch.device | str | None = None) -> Tensor:
     """P(t), indexed t = 0..T: uniform over the learned steps t_first..T, zero below."""
     probs = torch.zeros(kernel.T + 1, dtype=torch.float64, device=device)
     probs[kernel.t_first :] = 1.0 / (kernel.T + 1 - kernel.t_first)
@@ -102,7 +110,7 @@ def draw_t(n: int, t_probs: Tensor, generator: torch.Generator | None = None) ->
 
 
 def bound_stochastic(
-    kernel,
+    kernel: Kernel,
     model_fn: ModelFn,
     x0: Tensor,
     generator: torch.Generator | None = None,
@@ -124,12 +132,14 @@ def bound_stochastic(
     return _edge_terms(kernel, x0, kl), t
 
 
-def discrete_edge(kernel, x0: Tensor, noise: Tensor, bin_width: float, lo: Tensor, hi: Tensor) -> Tensor:
+def discrete_edge(
+    kernel: Kernel, x0: Tensor, noise: Tensor, bin_width: float, lo: Tensor, hi: Tensor
+) -> Tensor:
     """E_{q(x_1|x_0)} log P(x_0|x_1) for x_0 on a grid (one x_1 draw): the fixed first reverse step
     N(sqrt(1-b1) x_1, b1) integrated over each bin, edge bins to +-inf (Ho et al. 2020 eq. 13)."""
     t1 = torch.ones(x0.shape[0], dtype=torch.long, device=x0.device)
-    mean, logvar = kernel.equilibrium_reversal(kernel.q_sample(x0, t1, noise), t1)
-    return sum_dims(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar, bin_width, lo, hi))
+    p = kernel.equilibrium_reversal(kernel.q_sample(x0, t1, noise), t1)
+    return sum_dims(discretized_gaussian_log_likelihood(x0, p.mean, 0.5 * p.logvar, bin_width, lo, hi))
 
 
 def mean_and_stderr(values: Tensor) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """Gaussian diffusion kernel q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I), pi = N(0, I).
 
-PAPER.md 1.1 and 1.4. Tables are float64 and indexed by the paper's step t = 0..T. Every method
-returns elementwise values (no reduction over dimensions); bound.py sums them.
+P §2.1, Table App.1 and the bound's terms (P eq. 14, App. B). Tables are float64 and indexed by the
+paper's step t = 0..T. Every method returns elementwise values (no reduction over dimensions); bound.py
+sums them. Reverse steps are GaussianStep or FullGaussianStep (steps.py).
 """
 
 from __future__ import annotations
@@ -16,24 +17,14 @@ from thermodiff.diffusion.distributions import (
     normal_kl_full,
     normal_log_prob,
 )
-
-Params = tuple[Tensor, Tensor]  # (mean, logvar)
-
-
-def is_full(p: Params) -> bool:
-    """Whether reverse parameters are (mean, scale_tril) rather than (mean, logvar)."""
-    return p[1].dim() == p[0].dim() + 1
-
-
-def _at(table: Tensor, t: Tensor, like: Tensor) -> Tensor:
-    """table[t] reshaped to broadcast against a batch `like` of shape (B, ...)."""
-    return table[t].reshape(-1, *([1] * (like.dim() - 1)))
+from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, at
 
 
 class GaussianKernel:
     """Forward chain, its closed-form marginals and posteriors, and the edge terms of K."""
 
     name = "gaussian"
+    step_types = (GaussianStep, FullGaussianStep)  # the reverse steps kl and sample_from take
     t_first = 2  # the first reverse step is fixed (P App. B.2): learned steps are t = 2..T
 
     def __init__(self, betas: Tensor):
@@ -44,8 +35,14 @@ class GaussianKernel:
         self.one_minus_alpha_bar = -torch.expm1(self.log_alpha_bar)
         self.sqrt_alpha_bar = torch.exp(0.5 * self.log_alpha_bar)
 
+    @classmethod
+    def build(cls, betas: Tensor, p_bar: float = 0.5, learned_first_step: bool = False) -> GaussianKernel:
+        """The kernel for a model's settings: pi = N(0, I) has no p_bar, and step 1 is always fixed."""
+        return cls(betas)
+
     @property
     def T(self) -> int:
+        """The number of forward steps."""
         return self.betas.numel() - 1
 
     def to(self, device: torch.device | str) -> GaussianKernel:
@@ -54,60 +51,70 @@ class GaussianKernel:
         return self if same else GaussianKernel(self.betas.to(device))
 
     def noise_like(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Standard normal frozen noise eps shaped as x0 (P §2.1)."""
         return torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
 
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps: reparameterized (frozen noise)."""
-        return _at(self.sqrt_alpha_bar, t, x0) * x0 + _at(self.one_minus_alpha_bar, t, x0).sqrt() * noise
+        return at(self.sqrt_alpha_bar, t, x0) * x0 + at(self.one_minus_alpha_bar, t, x0).sqrt() * noise
 
-    def q_mean_logvar(self, x0: Tensor, t: Tensor) -> Params:
-        """q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)."""
-        mean = _at(self.sqrt_alpha_bar, t, x0) * x0
-        return mean, torch.log(_at(self.one_minus_alpha_bar, t, x0)).expand_as(mean)
+    def q_mean_logvar(self, x0: Tensor, t: Tensor) -> GaussianStep:
+        """q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I) (P §2.1)."""
+        mean = at(self.sqrt_alpha_bar, t, x0) * x0
+        return GaussianStep(mean, torch.log(at(self.one_minus_alpha_bar, t, x0)).expand_as(mean))
 
     def posterior_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         """(c0, ct): the mean of q(x_{t-1} | x_t, x_0) is c0 x_0 + ct x_t (DDPM eq. 7)."""
-        beta = _at(self.betas, t, like)
-        omab_t = _at(self.one_minus_alpha_bar, t, like)
-        omab_prev = _at(self.one_minus_alpha_bar, t - 1, like)
-        sqrt_ab_prev = _at(self.sqrt_alpha_bar, t - 1, like)
+        beta = at(self.betas, t, like)
+        omab_t = at(self.one_minus_alpha_bar, t, like)
+        omab_prev = at(self.one_minus_alpha_bar, t - 1, like)
+        sqrt_ab_prev = at(self.sqrt_alpha_bar, t - 1, like)
         return sqrt_ab_prev * beta / omab_t, torch.sqrt(1 - beta) * omab_prev / omab_t
 
-    def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> Params:
-        """q(x_{t-1} | x_t, x_0) for t >= 2 (PAPER.md 1.1; DDPM eq. 7)."""
+    def q_posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> GaussianStep:
+        """q(x_{t-1} | x_t, x_0) for t >= 2 (P App. B; DDPM eq. 7)."""
         c0, ct = self.posterior_coefficients(t, x0)
         mean = c0 * x0 + ct * x_t
-        return mean, self.posterior_logvar(t, x0).expand_as(mean)
+        return GaussianStep(mean, self.posterior_logvar(t, x0).expand_as(mean))
 
     def posterior_logvar(self, t: Tensor, like: Tensor) -> Tensor:
         """log of the posterior variance beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)."""
-        b = _at(self.betas, t, like)
+        b = at(self.betas, t, like)
         return (
             torch.log(b)
-            + torch.log(_at(self.one_minus_alpha_bar, t - 1, like))
-            - torch.log(_at(self.one_minus_alpha_bar, t, like))
+            + torch.log(at(self.one_minus_alpha_bar, t - 1, like))
+            - torch.log(at(self.one_minus_alpha_bar, t, like))
         )
 
-    def kl(self, q: Params, p: Params) -> Tensor:
-        """Elementwise KL for a diagonal p; per example (B, 1) for p = (mean, scale_tril)."""
-        if is_full(p):
-            return normal_kl_full(q[0], q[1], p[0], p[1]).unsqueeze(1)
-        return normal_kl(q[0], q[1], p[0], p[1])
+    def kl(self, q: GaussianStep, p: GaussianStep | FullGaussianStep) -> Tensor:
+        """KL(q || p): elementwise for a diagonal p; per example (B, 1) for a full one (P eq. 14)."""
+        if isinstance(p, FullGaussianStep):
+            return normal_kl_full(q.mean, q.logvar, p.mean, p.scale_tril).unsqueeze(1)
+        return normal_kl(q.mean, q.logvar, p.mean, p.logvar)
 
-    def equilibrium_reversal(self, x_t: Tensor, t: Tensor) -> Params:
+    def equilibrium_reversal(self, x_t: Tensor, t: Tensor) -> GaussianStep:
         """The reverse step under pi: N(sqrt(1 - beta_t) x_t, beta_t): exact when q(x) = pi (P App. B.2)."""
-        beta = _at(self.betas, t, x_t)
+        beta = at(self.betas, t, x_t)
         mean = torch.sqrt(1 - beta) * x_t
-        return mean, torch.log(beta).expand_as(mean)
+        return GaussianStep(mean, torch.log(beta).expand_as(mean))
 
-    def sample_from(self, p: Params, generator: torch.Generator | None = None) -> Tensor:
-        mean, spread = p
+    def sample_from(
+        self, p: GaussianStep | FullGaussianStep, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """x_{t-1} ~ p: mean + sigma * noise, or mean + L noise for a full covariance (P Table App.1)."""
+        mean = p.mean
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        if is_full(p):
-            return mean + (spread @ noise.unsqueeze(-1)).squeeze(-1)
-        return mean + torch.exp(0.5 * spread) * noise
+        if isinstance(p, FullGaussianStep):
+            return mean + (p.scale_tril @ noise.unsqueeze(-1)).squeeze(-1)
+        return mean + torch.exp(0.5 * p.logvar) * noise
 
-    def prior_sample(self, shape: tuple[int, ...], generator=None, device=None) -> Tensor:
+    def prior_sample(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """x_T ~ pi = N(0, I), float64 (P §2.1)."""
         return torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
 
     def log_prior(self, x: Tensor) -> Tensor:
@@ -118,8 +125,8 @@ class GaussianKernel:
     def prior_term(self, x0: Tensor) -> Tensor:
         """-KL(q(x_T | x_0) || pi): the prior term (0 when alpha_bar_T = 0)."""
         T = torch.full((x0.shape[0],), self.T, device=x0.device, dtype=torch.long)
-        mean, logvar = self.q_mean_logvar(x0, T)
-        return -normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(mean))
+        q = self.q_mean_logvar(x0, T)
+        return -normal_kl(q.mean, q.logvar, torch.zeros_like(q.mean), torch.zeros_like(q.mean))
 
     def edge_term(self, x0: Tensor) -> Tensor:
         """E_{q(x_1|x_0)} log p(x_0 | x_1), p(x_0|x_1) = N(sqrt(1-b1) x_1, b1) fixed (P App. B.2)."""

@@ -1,7 +1,8 @@
-"""Raw network output -> reverse distribution p(x_{t-1} | x_t) (P Table App.1, App. D; DDPM; iDDPM).
+"""Raw network output -> the reverse step p(x_{t-1} | x_t) (P Table App.1, App. D; DDPM; iDDPM).
 
-The network's raw output has `out_factor` times the data's channels, split along dim 1 (and, for a full
-covariance of vector data, d(d-1)/2 more entries).
+The one place raw output is interpreted: each parameterization returns the step type it declares in
+`step_type` (steps.py). The network's raw output has `out_factor` times the data's channels, split along
+dim 1 (and, for a full covariance of vector data, d(d-1)/2 more entries).
 """
 
 from __future__ import annotations
@@ -9,33 +10,43 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from thermodiff.diffusion.gaussian import GaussianKernel, Params, _at
+from thermodiff.diffusion.binomial import BinomialKernel
+from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.steps import BernoulliStep, FullGaussianStep, GaussianStep, Step, at
 
 
-class _Channels:
+class Reverse:
+    """A reverse parameterization: raw network output -> a step of type `step_type` (P Table App.1)."""
+
     out_factor = 1
+    step_type: type[Step]
 
     def out_channels(self, shape: tuple[int, ...]) -> int:
         """Raw outputs along dim 1 for data of `shape` (without batch)."""
         return self.out_factor * shape[0]
 
+    def p_params(self, kernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Step:
+        """p(x_{t-1} | x_t) from the network's raw output at (x_t, t)."""
+        raise NotImplementedError
 
-class PaperReverse(_Channels):
+
+class PaperReverse(Reverse):
     """Sigma = sigmoid(z_Sigma + logit beta_t); mu = (x_t - z_mu)(1 - Sigma) + z_mu (P eqs. 64-65)."""
 
     out_factor = 2
+    step_type = GaussianStep
 
-    def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
+    def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> GaussianStep:
         z_mu, z_sigma = raw.to(x_t.dtype).chunk(2, dim=1)
-        beta = _at(kernel.betas, t, x_t)
+        beta = at(kernel.betas, t, x_t)
         logit_beta = torch.log(beta) - torch.log1p(-beta)
         logvar = torch.nn.functional.logsigmoid(z_sigma + logit_beta)
         one_minus_var = torch.sigmoid(-(z_sigma + logit_beta))
         mean = (x_t - z_mu) * one_minus_var + z_mu
-        return mean, logvar
+        return GaussianStep(mean, logvar)
 
 
-class EpsReverse(_Channels):
+class EpsReverse(Reverse):
     """mu from predicted noise (DDPM eq. 11); variance posterior ("small"), beta_t ("large"),
     or interpolated in log space between them by a second output ("learned_range", iDDPM eq. 15);
     "full": learned-range diagonal plus a lower triangle, a full covariance for vector data."""
@@ -43,6 +54,7 @@ class EpsReverse(_Channels):
     def __init__(self, variance: str = "small"):
         self.variance = variance
         self.out_factor = 2 if variance in ("learned_range", "full") else 1
+        self.step_type = FullGaussianStep if variance == "full" else GaussianStep
 
     def out_channels(self, shape: tuple[int, ...]) -> int:
         if self.variance != "full":
@@ -51,53 +63,59 @@ class EpsReverse(_Channels):
             raise ValueError("diffusion.variance = 'full' needs vector data (one dimension)")
         return 2 * shape[0] + shape[0] * (shape[0] - 1) // 2
 
-    def p_params(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
+    def p_params(
+        self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor
+    ) -> GaussianStep | FullGaussianStep:
+        """mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(1 - beta_t) (DDPM eq. 11)."""
         raw = raw.to(x_t.dtype)
         if self.variance == "full":
             return self._full(kernel, raw, x_t, t)
         eps = raw.chunk(2, dim=1)[0] if self.out_factor == 2 else raw
-        beta = _at(kernel.betas, t, x_t)
-        omab = _at(kernel.one_minus_alpha_bar, t, x_t)
+        beta = at(kernel.betas, t, x_t)
+        omab = at(kernel.one_minus_alpha_bar, t, x_t)
         mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
         small = kernel.posterior_logvar(t, x_t)
         large = torch.log(beta)
         if self.variance == "small":
-            return mean, small.expand_as(mean)
+            return GaussianStep(mean, small.expand_as(mean))
         if self.variance == "large":
-            return mean, large.expand_as(mean)
+            return GaussianStep(mean, large.expand_as(mean))
         frac = (raw.chunk(2, dim=1)[1] + 1) / 2
-        return mean, frac * large + (1 - frac) * small
+        return GaussianStep(mean, frac * large + (1 - frac) * small)
 
-    def _full(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> Params:
-        """(mean, scale_tril): Sigma = L L^T, diag(L)^2 learned-range, below it sqrt(beta_t) * raw."""
+    def _full(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> FullGaussianStep:
+        """N(mean, L L^T): Sigma = L L^T, diag(L)^2 learned-range, below it sqrt(beta_t) * raw."""
         d = x_t.shape[1]
         eps, v, off = raw.split([d, d, d * (d - 1) // 2], dim=1)
-        beta = _at(kernel.betas, t, x_t)
-        omab = _at(kernel.one_minus_alpha_bar, t, x_t)
+        beta = at(kernel.betas, t, x_t)
+        omab = at(kernel.one_minus_alpha_bar, t, x_t)
         mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
         frac = (v + 1) / 2
         logvar = frac * torch.log(beta) + (1 - frac) * kernel.posterior_logvar(t, x_t)
         rows, cols = torch.tril_indices(d, d, offset=-1, device=x_t.device)
         lower = x_t.new_zeros(x_t.shape[0], d, d)
         lower[:, rows, cols] = off * beta.sqrt()
-        return mean, torch.diag_embed(torch.exp(0.5 * logvar)) + lower
+        return FullGaussianStep(mean, torch.diag_embed(torch.exp(0.5 * logvar)) + lower)
 
 
-class BernoulliReverse(_Channels):
+class BernoulliReverse(Reverse):
     """p(x_{t-1} = 1 | x_t) = f_b = sigmoid(raw) (P Table App.1), or with offset = True
     sigmoid(raw + logit r_t(x_t)), r_t the equilibrium reversal of step t: an offset in logit space as
     P eq. 65 offsets the variance by logit beta_t. Then raw = 0 (a zero-initialised readout) is the
-    reversal itself, K - L_null = 0, instead of a coin flip that costs log 2 per bit and step.
-    Params = (logit,)."""
+    reversal itself, K - L_null = 0, instead of a coin flip that costs log 2 per bit and step."""
 
     out_factor = 1
+    step_type = BernoulliStep
 
     def __init__(self, offset: bool = False):
         self.offset = offset
 
-    def p_params(self, kernel, raw: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor]:
+    def p_params(self, kernel: BinomialKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> BernoulliStep:
+        """logit P(x_{t-1} = 1 | x_t) = raw, or raw + logit r_t(x_t) with the offset (P Table App.1)."""
         logit = raw.to(x_t.dtype)
-        return (kernel.equilibrium_reversal(x_t, t)[0] + logit,) if self.offset else (logit,)
+        if self.offset:
+            return BernoulliStep(kernel.equilibrium_reversal(x_t, t).logit + logit)
+        return BernoulliStep(logit)
 
 
 # (kernel, config name) -> builder(variance): the registry of reverse parameterizations, whose names are
@@ -112,7 +130,7 @@ PARAMETERIZATIONS = {
 LEGACY_NAMES = ("bernoulli",)
 
 
-def make_reverse(kernel: str, parameterization: str, variance: str = "learned"):
+def make_reverse(kernel: str, parameterization: str, variance: str = "learned") -> Reverse:
     """(kernel, config name) -> reverse parameterization (PARAMETERIZATIONS)."""
     if parameterization == "eps" and variance == "learned":  # the config default
         variance = "learned_range"

@@ -10,9 +10,10 @@ from torch import Tensor, nn
 
 from thermodiff.config import Config
 from thermodiff.diffusion.bound import ModelFn
-from thermodiff.diffusion.gaussian import GaussianKernel
-from thermodiff.diffusion.reverse import make_reverse
+from thermodiff.diffusion.kernel import KERNELS, Kernel
+from thermodiff.diffusion.reverse import Reverse, make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
+from thermodiff.diffusion.steps import Step
 from thermodiff.model.fast import FastPath
 from thermodiff.nets import build_net
 
@@ -22,36 +23,35 @@ class DiffusionModel:
     """What a run trains and loads: the schedule (maybe learned), the reverse map, the network."""
 
     schedule: Schedule
-    reverse: object
+    reverse: Reverse
     net: nn.Module
     kernel_name: str
     p_bar: float = 0.5
     learned_first_step: bool = False  # binomial: p(x_0|x_1) from the network (diffusion.first_step)
     fast: FastPath = field(default_factory=FastPath)  # GPU precision/layout/compile/graphs (fast.py)
 
-    def kernel(self):
+    def kernel(self) -> Kernel:
         """The forward kernel at the schedule's current betas (differentiable when learned)."""
-        if self.kernel_name == "binomial":
-            from thermodiff.diffusion.binomial import BinomialKernel
+        return KERNELS[self.kernel_name].build(self.schedule.betas(), self.p_bar, self.learned_first_step)
 
-            return BinomialKernel(self.schedule.betas(), self.p_bar, self.learned_first_step)
-        return GaussianKernel(self.schedule.betas())
-
-    def model_fn(self, kernel, net: nn.Module | None = None, graphed: bool = False) -> ModelFn:
-        """(x_t float64, t) -> params of p(x_{t-1}|x_t); the network runs in its own dtype (under
-        bf16 autocast on a GPU when train.precision = bf16) and the params come back in x_t's dtype.
-        graphed: a fixed-kernel sampling/evaluation fn, compiled and replayed as a CUDA graph per
-        batch shape when the fast path says so (no effect on a CPU)."""
+    def model_fn(self, kernel: Kernel, net: nn.Module | None = None, graphed: bool = False) -> ModelFn:
+        """(x_t float64, t) -> the step p(x_{t-1}|x_t), of type self.reverse.step_type (declared on the
+        fn as `step_type`, so that samplers check multipliers before it runs); the network runs in its
+        own dtype (under bf16 autocast on a GPU when train.precision = bf16) and the step comes back in
+        x_t's dtype. graphed: a fixed-kernel sampling/evaluation fn, compiled and replayed as a CUDA
+        graph per batch shape when the fast path says so (no effect on a CPU)."""
         net = self.net if net is None else net
         dtype = next(net.parameters()).dtype
         if graphed:
             net = self.fast.compiled(net)
 
-        def fn(x_t: Tensor, t: Tensor):
+        def fn(x_t: Tensor, t: Tensor) -> Step:
             raw = self.fast.forward(net, x_t.to(dtype), t)
             return self.reverse.p_params(kernel, raw, x_t, t)
 
-        return self.fast.graphed_fn(fn) if graphed else fn
+        out = self.fast.graphed_fn(fn) if graphed else fn
+        out.step_type = self.reverse.step_type
+        return out
 
 
 def build_model(

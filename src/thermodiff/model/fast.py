@@ -1,4 +1,4 @@
-"""The GPU fast path (DESIGN.md 5): bf16 autocast of the network, channels-last memory, a fused
+"""The GPU fast path: bf16 autocast of the network, channels-last memory, a fused
 optimiser, torch.compile, and CUDA graphs for fixed-shape network calls (the reverse loop).
 
 Everything here acts on CUDA tensors only, unless train.fast_cpu asks for bf16, channels-last and
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+from thermodiff.diffusion.steps import Step
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -88,7 +90,7 @@ class FastPath:
             self._compiled[key] = (net, torch.compile(net, dynamic=False))
         return self._compiled[key][1]
 
-    def graphed_fn(self, fn: Callable[[Tensor, Tensor], tuple]) -> Callable[[Tensor, Tensor], tuple]:
+    def graphed_fn(self, fn: Callable[[Tensor, Tensor], Step]) -> Callable[[Tensor, Tensor], Step]:
         """fn itself, or (cuda_graphs on) a GraphedFn that replays it on CUDA inputs without grad."""
         return GraphedFn(fn) if self.cuda_graphs and torch.cuda.is_available() else fn
 
@@ -121,18 +123,18 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
 
 
 class GraphedFn:
-    """(x, t) -> tuple of tensors, replayed from a CUDA graph captured once per (shape, dtype) of x.
+    """(x, t) -> a step (steps.py), replayed from a CUDA graph captured once per (shape, dtype) of x.
 
     For the fixed-shape reverse loop: t's values change from step to step but live in a static
     tensor, so one graph serves all T steps. CPU inputs, or calls with grad enabled, run eagerly;
     a failed capture warns once and falls back to eager for that shape."""
 
-    def __init__(self, fn: Callable[[Tensor, Tensor], tuple], warmup: int = 3):
+    def __init__(self, fn: Callable[[Tensor, Tensor], Step], warmup: int = 3):
         self.fn = fn
         self.warmup = warmup
         self.graphs: dict[tuple, tuple | None] = {}
 
-    def __call__(self, x: Tensor, t: Tensor) -> tuple:
+    def __call__(self, x: Tensor, t: Tensor) -> Step:
         if not x.is_cuda or torch.is_grad_enabled():
             return self.fn(x, t)
         key = (tuple(x.shape), x.dtype, tuple(t.shape), t.dtype, x.device)
@@ -145,7 +147,7 @@ class GraphedFn:
         static_x.copy_(x)
         static_t.copy_(t)
         graph.replay()
-        return tuple(o.clone() for o in out)
+        return out.map(torch.clone)  # the graph's static outputs are overwritten by the next replay
 
     def _capture(self, x: Tensor, t: Tensor) -> tuple | None:
         static_x, static_t = x.clone(), t.clone()
@@ -165,4 +167,4 @@ class GraphedFn:
             )
             torch.cuda.synchronize(x.device)
             return None
-        return static_x, static_t, tuple(out), graph
+        return static_x, static_t, out, graph

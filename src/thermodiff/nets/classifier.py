@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from thermodiff.config import ModelConfig
-from thermodiff.config.rules import int_list
+from thermodiff.config.lists import int_list
 from thermodiff.errors import ConfigError
 from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
+
+if TYPE_CHECKING:
+    from thermodiff.config import ModelConfig
 
 TASKS = ("classifier", "clean_classifier")  # the train.task values that train this network
 

@@ -37,5 +37,5 @@ def swiss_roll_figure(model: DiffusionModel, ds: Dataset, path: Path, n: int = 2
     for s in steps:
         # the drift of the first *learned* step stands for t = 0 (step 1 is the fixed reversal)
         t = torch.full((grid.shape[0],), max(s, 2), dtype=torch.long, device=dev)
-        drift[s] = (grid, fn(grid, t)[0].to(torch.float64) - grid)
+        drift[s] = (grid, fn(grid, t).mean.to(torch.float64) - grid)
     return figure1(forward, reverse, drift, path)

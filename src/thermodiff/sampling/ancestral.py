@@ -1,33 +1,35 @@
 """Ancestral sampling from the reverse chain as a generator of states; sample() drains it.
 
-Conditioning is a list of multipliers r (condition.py), each perturbing one reverse step's
-parameters: `multiplier(params, x_t, t) -> params` (P 2.5, App. C).
+Conditioning is a list of multipliers r (multipliers.py), each tilting one reverse step:
+`r(step, x_t, t) -> step` (P §2.5, App. C); a multiplier that does not fit the model's step type is
+refused before the chain runs (pairing.py).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from thermodiff.data.units import Units
-from thermodiff.diffusion.bound import ModelFn
-from thermodiff.errors import ThermodiffError
+from thermodiff.diffusion.bound import ModelFn, step_type_of
+from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.kernel import Kernel
 from thermodiff.sampling.multipliers import DataBox
+from thermodiff.sampling.pairing import Multiplier, check_pairing
 
 if TYPE_CHECKING:
     from thermodiff.data import DataSpec, Scaling
     from thermodiff.model.assemble import DiffusionModel
 
-Multiplier = Callable[[tuple, Tensor, Tensor], tuple]
+__all__ = ["Multiplier", "data_box", "p_sample_loop_progressive", "sample", "sample_grid"]
 
 
-@torch.no_grad()
 def p_sample_loop_progressive(
-    kernel,
+    kernel: Kernel,
     model_fn: ModelFn,
     x_T: Tensor,
     generator: torch.Generator | None = None,
@@ -36,24 +38,36 @@ def p_sample_loop_progressive(
 ) -> Iterator[tuple[int, Tensor]]:
     """Yield (t, x_t) for t = t_start..0: x_{t-1} ~ p(x_{t-1}|x_t) tilted by every multiplier;
     below kernel.t_first (the paper's last step x_0 ~ p(x_0|x_1)) the reverse step is the fixed
-    reversal of the forward step (P App. B.2)."""
+    reversal of the forward step (P App. B.2). A multiplier that does not fit model_fn's step type
+    is refused here, at the call, before any step runs."""
+    check_pairing(step_type_of(kernel, model_fn), multipliers)
+    return _chain(kernel, model_fn, x_T, generator, multipliers, t_start)
+
+
+@torch.no_grad()
+def _chain(
+    kernel: Kernel,
+    model_fn: ModelFn,
+    x_T: Tensor,
+    generator: torch.Generator | None,
+    multipliers: Sequence[Multiplier],
+    t_start: int | None,
+) -> Iterator[tuple[int, Tensor]]:
     x = x_T.to(torch.float64)
     t_start = kernel.T if t_start is None else t_start
     yield t_start, x
     for step in range(t_start, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
-        params = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
-        params = tuple(v.to(torch.float64) for v in params)
-        if multipliers and len(params) == 2 and params[1].dim() == x.dim() + 1:
-            raise ThermodiffError("conditioning needs a diagonal reverse covariance (not variance = full)")
+        p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
+        p = p.to(torch.float64)
         for r in multipliers:
-            params = r(params, x, t)
-        x = kernel.sample_from(params, generator)
+            p = r(p, x, t)
+        x = kernel.sample_from(p, generator)
         yield step - 1, x
 
 
 def sample(
-    kernel,
+    kernel: Kernel,
     model_fn: ModelFn,
     shape: tuple[int, ...],
     n: int,
@@ -73,9 +87,12 @@ def sample(
 def data_box(model: DiffusionModel, units: Units) -> list[Multiplier]:
     """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data."""
     box = units.box()
-    if box is None or model.kernel_name != "gaussian":
+    if box is None:
         return []
-    return [DataBox(model.kernel(), *box)]
+    kernel = model.kernel()
+    if not isinstance(kernel, GaussianKernel):
+        return []
+    return [DataBox(kernel, *box)]
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Interpolation through the noisy state at step t (Ho et al. 2020, DDPM 4.4; PAPER.md 4)."""
+"""Interpolation through the noisy state at step t (Ho et al. 2020, DDPM 4.4)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import torch
 from torch import Tensor
 
 from thermodiff.diffusion.bound import ModelFn
+from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.kernel import Kernel
 from thermodiff.errors import ThermodiffError
 from thermodiff.sampling.ancestral import Multiplier, p_sample_loop_progressive
 
 
 def interpolate(
-    kernel,
+    kernel: Kernel,
     model_fn: ModelFn,
     x_a: Tensor,
     x_b: Tensor,
@@ -36,7 +38,7 @@ def interpolate(
         )
     if not 0 <= int(t) <= kernel.T:
         raise ThermodiffError(f"interpolation step t must lie in 0..{kernel.T}, got {t}")
-    if getattr(kernel, "name", "gaussian") != "gaussian":
+    if not isinstance(kernel, GaussianKernel):
         raise ThermodiffError(f"interpolation needs a Gaussian kernel, got {kernel.name!r}")
     lam = torch.as_tensor(lambdas, dtype=torch.float64, device=x_a.device).reshape(-1)
     x_a, x_b = x_a.to(torch.float64), x_b.to(torch.float64)

@@ -1,11 +1,13 @@
 """Multipliers r(x): each tilts a reverse step p(x_{t-1}|x_t) to p(x_{t-1}|x_t) r(x_{t-1}) (P 2.5, App. C).
 
-A multiplier is called by the sampler as `params = r(params, x_t, t)` for the step producing x_{t-1}:
-params = (mean, logvar) float64 for the Gaussian kernel, (logit,) of P(x_{t-1} = 1 | x_t) for the
-binomial one; t is a (B,) long tensor. Multipliers compose left to right; a delta factor (Mask,
-BernoulliMask) stays exact under any later multiplier, since its variance is 0 / its logit infinite.
+A multiplier is called by the sampler as `step = r(step, x_t, t)` for the step producing x_{t-1}, and
+declares in `accepts` the step type it tilts and returns: GaussianStep (float64) for the Gaussian kernel,
+BernoulliStep (the logit of P(x_{t-1} = 1 | x_t)) for the binomial one; t is a (B,) long tensor. The
+sampler refuses a wrong pairing once, before the chain runs (pairing.py). Multipliers compose left to
+right; a delta factor (Mask, BernoulliMask) stays exact under any later multiplier, since its variance is
+0 / its logit infinite.
 
-Schedules (PAPER.md 4): "constant" uses r(x_{t-1}) = r(x_0) at every step (the paper's experiments);
+Schedules (P §2.5, App. C): "constant" uses r(x_{t-1}) = r(x_0) at every step (the paper's experiments);
 "annealed" uses r(x^{(t)}) = r(x^{(0)})^{(T-t)/T}, the tilt that leaves p~(x_T) = pi. A Mask may also
 follow the forward chain ("forward"): known coordinates of x_{t-1} are drawn from q(x_{t-1} | x_0 =
 value), which is the delta itself at the last step (Song et al. 2021 replacement; RePaint). The step called
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from thermodiff.diffusion.binomial import bernoulli_product
 from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.steps import BernoulliStep, GaussianStep
 from thermodiff.errors import ThermodiffError
 
 SCHEDULES = ("constant", "annealed")
@@ -114,6 +117,8 @@ def _grad(fn: Callable[..., Tensor], at: Tensor, *args: Tensor, what: str) -> Te
 class GaussianObservation:
     """r(x) = N(y; x, noise_std^2) per element, multiplied exactly: precisions add (P App. C; denoising)."""
 
+    accepts = GaussianStep
+
     def __init__(
         self,
         y: Tensor,
@@ -130,14 +135,14 @@ class GaussianObservation:
         self.inv_var = std**-2  # observation precision 1 / noise_std^2 (0 when noise_std = inf)
         self.schedule, self.T = schedule, T
 
-    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mean, logvar = params
+    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
+        mean, logvar = step.mean, step.logvar
         y, w = self.y.like(mean), _weight(self.schedule, self.T, t, mean)
         if self.inv_var.device != mean.device:  # once, not a host-to-device copy per step
             self.inv_var = self.inv_var.to(mean.device)
         k = torch.exp(logvar) * (w * self.inv_var)  # var / var_obs: 0 where var = 0
         # 1/var' = 1/var + w/sd^2 and mean' = var' (mean/var + w y/sd^2), written as a gain (finite at var=0)
-        return mean + k / (1 + k) * (y - mean), logvar - torch.log1p(k)
+        return GaussianStep(mean + k / (1 + k) * (y - mean), logvar - torch.log1p(k))
 
 
 class Mask:
@@ -147,6 +152,8 @@ class Mask:
     then value + 0 * noise, bit-exact in float64 (the noise is finite). With a Gaussian `kernel`
     ("forward" schedule) they get q(x_{t-1} | x_0 = value) instead, so the network sees noise levels it
     was trained on; at the last step that is the delta, and the output is still bit-exact."""
+
+    accepts = GaussianStep
 
     def __init__(
         self,
@@ -163,15 +170,16 @@ class Mask:
         self.values, self.mask = _Data("values", values, shape), _Data("mask", mask, shape)
         self.kernel = kernel
 
-    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mean, logvar = params
+    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
+        mean, logvar = step.mean, step.logvar
         known, values = self.mask.like(mean), self.values.like(mean)
         if self.kernel is None:
             known_mean, known_logvar = values.expand_as(mean), torch.full_like(logvar, float("-inf"))
         else:  # sqrt(alpha_bar_0) = 1 and log(1 - alpha_bar_0) = -inf exactly: the delta at t - 1 = 0
             self.kernel = self.kernel.to(mean.device)  # moved once; then itself
-            known_mean, known_logvar = self.kernel.q_mean_logvar(values.expand_as(mean), t - 1)
-        return torch.where(known, known_mean, mean), torch.where(known, known_logvar, logvar)
+            q = self.kernel.q_mean_logvar(values.expand_as(mean), t - 1)
+            known_mean, known_logvar = q.mean, q.logvar
+        return GaussianStep(torch.where(known, known_mean, mean), torch.where(known, known_logvar, logvar))
 
     def fill(self, x: Tensor) -> Tensor:
         """x with known coordinates set to their values: the paper's inpainting start state x_T (P 2.5)."""
@@ -183,23 +191,27 @@ class DataBox:
     step's mean through q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, .), clamped, and the mean rebuilt.
     A projection, not a product with r; put it first in the list so that deltas after it stay exact."""
 
+    accepts = GaussianStep
+
     def __init__(self, kernel: GaussianKernel, lo: Tensor, hi: Tensor):
         self.kernel = kernel
         self.lo, self.hi = (torch.as_tensor(v, dtype=torch.float64) for v in (lo, hi))
 
-    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mean, logvar = params
+    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
+        mean, logvar = step.mean, step.logvar
         if self.lo.device != mean.device:  # once, not at every step
             self.kernel = self.kernel.to(mean.device)
             self.lo, self.hi = self.lo.to(mean.device), self.hi.to(mean.device)
         c0, ct = self.kernel.posterior_coefficients(t, mean)  # c0 > 0; ct = 0 at t = 1
         ct_xt = ct * x_t.to(mean.dtype)
         x0 = ((mean - ct_xt) / c0).clamp(self.lo, self.hi)
-        return c0 * x0 + ct_xt, logvar
+        return GaussianStep(c0 * x0 + ct_xt, logvar)
 
 
 class LogDensityGradient:
     """Any differentiable log r: mean + scale w Sigma grad log r at the mean, first order (P eqs. 52-61)."""
+
+    accepts = GaussianStep
 
     def __init__(
         self,
@@ -211,29 +223,33 @@ class LogDensityGradient:
         _check_schedule(schedule, T)
         self.log_r, self.scale, self.schedule, self.T = log_r, float(scale), schedule, T
 
-    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mean, logvar = params
+    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
+        mean, logvar = step.mean, step.logvar
         g = _grad(self.log_r, mean, what="log_r")  # (B, ...) grad log r at mu
         w = _weight(self.schedule, self.T, t, mean)
-        return mean + (self.scale * w) * torch.exp(logvar) * g, logvar
+        return GaussianStep(mean + (self.scale * w) * torch.exp(logvar) * g, logvar)
 
 
 class ClassifierGuidance:
     """mean + s Sigma grad_{x_t} log p(y | x_t, t), gradient at x_t (Dhariwal & Nichol 2021, Alg. 1)."""
 
+    accepts = GaussianStep
+
     def __init__(self, log_prob_fn: Callable[[Tensor, Tensor], Tensor], scale: float = 1.0):
         self.log_prob_fn, self.scale = log_prob_fn, float(scale)
 
-    def __call__(self, params: tuple[Tensor, Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        mean, logvar = params
+    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
+        mean, logvar = step.mean, step.logvar
         g = _grad(self.log_prob_fn, x_t.to(mean.dtype), t, what="log_prob_fn")  # at x_t, not at mu
-        return mean + self.scale * torch.exp(logvar) * g, logvar
+        return GaussianStep(mean + self.scale * torch.exp(logvar) * g, logvar)
 
 
 class BernoulliObservation:
     """r(x_i = 1) = prob, multiplied exactly: c d / (c d + (1-c)(1-d)) in logit space (P Table App.1).
 
     Annealed, r^w is again Bernoulli with prob^w / (prob^w + (1-prob)^w) = sigmoid(w logit prob)."""
+
+    accepts = BernoulliStep
 
     def __init__(
         self,
@@ -249,17 +265,19 @@ class BernoulliObservation:
         self.prob = _Data("prob", prob, shape)
         self.schedule, self.T = schedule, T
 
-    def __call__(self, params: tuple[Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor]:
-        (logit,) = params
+    def __call__(self, step: BernoulliStep, x_t: Tensor, t: Tensor) -> BernoulliStep:
+        logit = step.logit
         prob = self.prob.like(logit)
         if self.schedule == "annealed":
             w = _weight(self.schedule, self.T, t, logit)
             prob = torch.sigmoid(w * (torch.log(prob) - torch.log1p(-prob)))
-        return (bernoulli_product(logit, prob),)
+        return BernoulliStep(bernoulli_product(logit, prob))
 
 
 class BernoulliMask(Mask):
     """r = delta on known bits (mask == 1): logit = +inf where value 1, -inf where 0 (P 2.5; inpainting)."""
+
+    accepts = BernoulliStep
 
     def __init__(self, values: Tensor, mask: Tensor, shape: tuple[int, ...] | None = None):
         super().__init__(values, mask, shape)
@@ -267,8 +285,8 @@ class BernoulliMask(Mask):
         if not bool(((values == 0) | (values == 1) | ~mask).all()):
             raise ThermodiffError("values at known bits must be 0 or 1")
 
-    def __call__(self, params: tuple[Tensor], x_t: Tensor, t: Tensor) -> tuple[Tensor]:
-        (logit,) = params
+    def __call__(self, step: BernoulliStep, x_t: Tensor, t: Tensor) -> BernoulliStep:
+        logit = step.logit
         known, values = self.mask.like(logit), self.values.like(logit)
         inf = torch.where(values > 0.5, float("inf"), float("-inf")).to(logit.dtype)
-        return (torch.where(known, inf.expand_as(logit), logit),)
+        return BernoulliStep(torch.where(known, inf.expand_as(logit), logit))

@@ -1,4 +1,4 @@
-"""Multiplying a trained model by a second distribution r(x) (P 2.5, App. C): denoising
+"""Multiplying a trained model by a second distribution r(x) (P §2.5, App. C): denoising
 (P Fig. 5), inpainting (P Fig. 4), interpolation (DDPM 4.4) and classifier guidance (ADM Alg. 1).
 
 The first functions work in model space on tensors; the `*_file` ones are the CLI commands, file in
@@ -17,6 +17,8 @@ from torch import Tensor
 from thermodiff.data import Scaling
 from thermodiff.data.files import check_out, panel_path, read_data, read_mask, write_data
 from thermodiff.data.units import Units
+from thermodiff.diffusion.binomial import BinomialKernel
+from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.assemble import DiffusionModel
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
@@ -33,9 +35,9 @@ def denoise(
 ) -> Tensor:
     """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C).
     `first`: multipliers applied before the product (e.g. data_box)."""
-    if model.kernel_name != "gaussian":
-        raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
     kernel, shape = model.kernel(), tuple(y.shape[1:])
+    if not isinstance(kernel, GaussianKernel):
+        raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
     mults = [*first, GaussianObservation(y, noise_std, shape=shape)]
     return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, mults, x_T=y)
 
@@ -54,12 +56,13 @@ def inpaint(
     if schedule not in ("constant", "forward"):
         raise ThermodiffError(f"unknown inpainting schedule {schedule!r}; expected constant or forward")
     kernel, shape, n = model.kernel(), tuple(values.shape[1:]), values.shape[0]
-    if model.kernel_name == "binomial":
+    bits = isinstance(kernel, BinomialKernel)
+    if bits:
         r = BernoulliMask(values, mask, shape=shape)
     else:
         r = Mask(values, mask, shape=shape, kernel=kernel if schedule == "forward" else None)
     x_T = kernel.prior_sample((n, *shape), generator=generator, device=values.device)
-    x_T = r.fill(x_T) if schedule == "constant" or model.kernel_name == "binomial" else x_T
+    x_T = r.fill(x_T) if schedule == "constant" or bits else x_T
     mults = [*first, r]
     return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, mults, x_T=x_T)
 
@@ -70,10 +73,11 @@ def guidance(
     """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
     from thermodiff.sampling.guidance import load_classifier
 
-    if model.kernel_name != "gaussian":
+    kernel = model.kernel()
+    if not isinstance(kernel, GaussianKernel):
         raise ThermodiffError("classifier guidance needs a Gaussian kernel (this run is binomial)")
     clf = load_classifier(Path(classifier_run), device)
-    clf.check_matches(model.kernel().betas.detach(), scaling)
+    clf.check_matches(kernel.betas.detach(), scaling)
     return [ClassifierGuidance(clf.guide(int(label)), scale)]
 
 
