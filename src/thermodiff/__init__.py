@@ -1,25 +1,17 @@
-"""thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits."""
+"""thermodiff: diffusion probabilistic models (Sohl-Dickstein et al. 2015), the bound K in bits.
+
+The public API, one level, in the order data take: a config and its data, a network of one's own
+(registered by name), training, the run directory, then evaluation, sampling and conditioning. The math
+(kernels, reverse-step types, the bound's terms) is its own public sub-package, `thermodiff.diffusion`.
+"""
 
 from thermodiff.config import Config, load_toml
-from thermodiff.data import Units, load_dataset, register_data
-from thermodiff.diffusion import (
-    BernoulliStep,
-    BinomialKernel,
-    FullGaussianStep,
-    GaussianKernel,
-    GaussianStep,
-    Kernel,
-    bound_exact,
-    bound_stochastic,
-    make_reverse,
-    make_schedule,
-    to_bits,
-)
+from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset, register_data
 from thermodiff.evaluation.heldout import report
 from thermodiff.nets import register_net
 from thermodiff.run.load import Run, load_run
-from thermodiff.sampling.ancestral import p_sample_loop_progressive, sample
-from thermodiff.sampling.guidance import load_classifier
+from thermodiff.sampling.ancestral import data_box, sample, sample_grid
+from thermodiff.sampling.guidance import Classifier, accuracy, load_classifier
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import (
     BernoulliMask,
@@ -30,43 +22,42 @@ from thermodiff.sampling.multipliers import (
     Mask,
 )
 from thermodiff.sampling.tasks import denoise, inpaint
-from thermodiff.training.train import train, train_classifier
+from thermodiff.training.train import train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BernoulliMask",
-    "BernoulliObservation",
-    "BernoulliStep",
-    "BinomialKernel",
-    "ClassifierGuidance",
+    # configs and data
     "Config",
-    "FullGaussianStep",
-    "GaussianKernel",
-    "GaussianObservation",
-    "GaussianStep",
-    "Kernel",
-    "LogDensityGradient",
-    "Mask",
-    "Run",
+    "load_toml",
+    "Dataset",
+    "DataSpec",
+    "Scaling",
     "Units",
-    "bound_exact",
-    "bound_stochastic",
+    "load_dataset",
+    "register_data",
+    "register_net",
+    # training (train.task picks the objective: diffusion, classifier, clean_classifier)
+    "train",
+    # run directories
+    "Run",
+    "load_run",
+    "Classifier",
+    "load_classifier",
+    # evaluation
+    "report",
+    "accuracy",
+    # sampling and multiplying by r(x) (P 2.5)
+    "sample",
+    "sample_grid",
+    "data_box",
     "denoise",
     "inpaint",
     "interpolate",
-    "load_classifier",
-    "load_dataset",
-    "load_run",
-    "load_toml",
-    "make_reverse",
-    "make_schedule",
-    "p_sample_loop_progressive",
-    "register_data",
-    "register_net",
-    "report",
-    "sample",
-    "to_bits",
-    "train",
-    "train_classifier",
+    "GaussianObservation",
+    "Mask",
+    "BernoulliObservation",
+    "BernoulliMask",
+    "LogDensityGradient",
+    "ClassifierGuidance",
 ]

@@ -19,7 +19,7 @@ from thermodiff.errors import ThermodiffError
 
 
 def _add_condition_commands(sub) -> None:
-    """The parsers of denoise, inpaint and interpolate (DESIGN.md 3); units in imageio.py."""
+    """The parsers of denoise, inpaint and interpolate; file units in data/files.py."""
     d = sub.add_parser("denoise", help="denoise an observation y = x + noise (P Fig. 5)")
     d.add_argument("run")
     d.add_argument("--input", required=True, help="PNG or .npy (data units), the noisy y")

@@ -11,7 +11,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
-    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) per element, in nats (PAPER.md 1.4)."""
+    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) per element, in nats (P App. B)."""
     return 0.5 * (
         logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2) - 1.0
     )

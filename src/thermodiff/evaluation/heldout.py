@@ -1,4 +1,4 @@
-"""K on held-out data with its standard error, term by term, in bits (DESIGN.md 2)."""
+"""K on held-out data with its standard error, term by term, in bits (P eq. 14; bits/dim as in DDPM)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def report(
     reference: dict | None = None,
     draws: int = 1,
 ) -> dict:
-    """The evaluation JSON (DESIGN.md 3): K, K - L_null, L_null, stderr, per-dimension, terms, truth.
+    """The evaluation JSON (`evaluate --json`): K, K - L_null, L_null, stderr, per dimension, terms, truth.
     draws: uniform t per example when not exact (their mean: the same expectation, a smaller stderr)."""
     x = (ds.test if split == "test" else ds.train)[:n]
     grid_x = x

@@ -19,7 +19,7 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
 
 def bump_basis(T: int, J: int) -> Tensor:
     """Normalized Gaussian bumps g_j(t), t = 0..T, centres evenly spaced, width = half the spacing
-    as in the reference code (P eq. 62; PAPER.md 1.3). Shape (T + 1, J); rows sum to 1."""
+    as in the reference code (P eq. 62). Shape (T + 1, J); rows sum to 1."""
     centres = torch.linspace(0.0, float(T), J)
     width = 0.5 * (centres[1] - centres[0]) if J > 1 else float(T)
     t = torch.arange(T + 1, dtype=torch.float32)[:, None]
