@@ -11,15 +11,21 @@ import torch
 from conftest import make_tiny_cfg
 from torch import nn
 
-from thermodiff.config import load_toml
-from thermodiff.data import DATASETS, load_dataset, register_data
+from thermodiff import (
+    Run,
+    continuous_dataset,
+    load_dataset,
+    load_run,
+    load_toml,
+    register_data,
+    register_net,
+    report,
+    train,
+)
+from thermodiff.data import DATASETS
 from thermodiff.data.root import data_root
-from thermodiff.data.vectors import continuous
 from thermodiff.errors import ConfigError, DataError
-from thermodiff.evaluation.heldout import report
-from thermodiff.nets import NETS, register_net
-from thermodiff.run.load import Run, load_run
-from thermodiff.training.train import train
+from thermodiff.nets import NETS
 
 
 def ring(cfg):
@@ -28,7 +34,7 @@ def ring(cfg):
     angle = 2 * math.pi * torch.rand(cfg.n_train + cfg.n_test, generator=g, dtype=torch.float64)
     radius = 1 + cfg.sigma * torch.randn(angle.shape, generator=g, dtype=torch.float64)
     x = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
-    return continuous(x[: cfg.n_train], x[cfg.n_train :], "bits/example")
+    return continuous_dataset(x[: cfg.n_train], x[cfg.n_train :], "bits/example")
 
 
 class LinearNet(nn.Module):

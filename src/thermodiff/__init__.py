@@ -7,6 +7,7 @@ The public API, one level, in the order data take: a config and its data, a netw
 
 from thermodiff.config import Config, load_toml
 from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset, register_data
+from thermodiff.data.vectors import continuous_dataset
 from thermodiff.evaluation.heldout import report
 from thermodiff.nets import register_net
 from thermodiff.run.load import Run, load_run
@@ -34,6 +35,7 @@ __all__ = [
     "DataSpec",
     "Scaling",
     "Units",
+    "continuous_dataset",
     "load_dataset",
     "register_data",
     "register_net",

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from thermodiff.config import DataConfig
 
 
-def continuous(raw_train: Tensor, raw_test: Tensor, unit: str, raw_log_prob=None) -> Dataset:
+def continuous_dataset(
+    raw_train: Tensor, raw_test: Tensor, unit: str = "bits/example", raw_log_prob=None
+) -> Dataset:
     """Raw splits -> a Dataset standardized by the training split's Scaling; the true log-density
     (nats per example, raw units) carried into model space by the Jacobian."""
     scaling = Scaling.fit(raw_train)
@@ -31,7 +33,7 @@ def continuous(raw_train: Tensor, raw_test: Tensor, unit: str, raw_log_prob=None
 
 def swiss_roll(cfg: DataConfig) -> Dataset:
     """The swiss roll of P Fig. 1, seeds data.seed / data.seed + 1."""
-    return continuous(
+    return continuous_dataset(
         toy.swiss_roll(cfg.n_train, cfg.sigma, cfg.seed),
         toy.swiss_roll(cfg.n_test, cfg.sigma, cfg.seed + 1),
         "bits/example",
@@ -41,7 +43,7 @@ def swiss_roll(cfg: DataConfig) -> Dataset:
 
 def gaussian(cfg: DataConfig) -> Dataset:
     """A correlated 2-D Gaussian, whose log-density K must approach from below."""
-    return continuous(
+    return continuous_dataset(
         toy.gaussian_data(cfg.n_train, cfg.seed),
         toy.gaussian_data(cfg.n_test, cfg.seed + 1),
         "bits/example",
