@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from thermodiff.config import Config
-from thermodiff.data import Dataset, DataSpec, Scaling, load_dataset
+from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset
 from thermodiff.diffusion.schedules import make_schedule
 from thermodiff.errors import CheckpointError, ConfigError, DataError
 from thermodiff.run.load import data_of, latest_state
@@ -51,5 +51,5 @@ def classifier_data(
     if scaling is not None:
         if spec.shape != ds.spec.shape:
             raise DataError(f"diffusion.from_run models shape {spec.shape}, the data are {ds.spec.shape}")
-        x = scaling.apply(ds.scaling.invert(x))
+        x = Units(spec, scaling).to_model(ds.units.to_data(x))  # the guided model's space
     return x, ds.labels_train, scaling or ds.scaling, ds.spec, int(ds.labels_train.max()) + 1
