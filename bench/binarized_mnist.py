@@ -18,21 +18,14 @@ and a sample grid. Three budgets:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
 
 import torch
-from images import budget_record, seconds_per_step  # bench/ is on sys.path when run as a script
+from images import budget_record, seconds_per_step, write_json  # bench/ is on sys.path as a script
 
-from thermodiff.config import load_toml
-from thermodiff.data import load_dataset
-from thermodiff.evaluation.heldout import report
-from thermodiff.run.checkpoint import atomic_write_text
-from thermodiff.run.load import load_run
-from thermodiff.sampling.ancestral import sample_grid
-from thermodiff.training.train import train
+from thermodiff import load_dataset, load_run, load_toml, report, sample_grid, train
 
 REFERENCES_NATS = {"MADE": 86.64, "PixelCNN": 81.30}  # van den Oord et al. 2016, Table 4
 TARGET = "test NLL bound below 86.64 nats (MADE)"
@@ -109,16 +102,16 @@ def main() -> None:
     t0 = time.time()
     r = report(model, ds, cfg.eval.n, False, cfg.eval.batch, device, draws=draws)
     result["uniform_t"] = {k: r[k] for k in [*KEEP.split(), "t_draws"]}
-    atomic_write_text(path, json.dumps(result, indent=1))  # after each stage: a cut run keeps the rest
+    write_json(path, result)  # after each stage: a cut run keeps the rest
     if exact_1000:  # every t on the first 1,000: no t-sampling noise in the figure
         r = report(model, ds, 1000, True, cfg.eval.batch, device)
         result["all_t_first_1000"] = {k: r[k] for k in KEEP.split()}
     result["eval_seconds"] = round(time.time() - t0, 1)
-    atomic_write_text(path, json.dumps(result, indent=1))
+    write_json(path, result)
     result["samples"] = str(
         sample_grid(model, run.spec, run.scaling, out / "samples.png", n=64, device=device)
     )
-    atomic_write_text(path, json.dumps(result, indent=1))
+    write_json(path, result)
     for stage in ("uniform_t", "all_t_first_1000"):
         if stage in result:
             v = result[stage]

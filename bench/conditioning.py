@@ -19,22 +19,26 @@ import argparse
 import json
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from thermodiff.config import from_dict, load_toml
-from thermodiff.data import load_dataset
-from thermodiff.plots.draw import condition_panel
-from thermodiff.run.checkpoint import atomic_write_text
-from thermodiff.run.load import load_run
-from thermodiff.sampling.ancestral import data_box, sample
-from thermodiff.sampling.guidance import accuracy, load_classifier
-from thermodiff.sampling.multipliers import ClassifierGuidance
-from thermodiff.sampling.tasks import denoise, inpaint
-from thermodiff.training.train import train
+from thermodiff import (
+    ClassifierGuidance,
+    accuracy,
+    data_box,
+    denoise,
+    inpaint,
+    load_classifier,
+    load_dataset,
+    load_run,
+    load_toml,
+    sample,
+    train,
+)
 
 # data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)
 os.environ["THERMODIFF_DATA"] = os.environ.get("THERMODIFF_DATA") or str(
@@ -80,6 +84,47 @@ BUDGETS = {
 CLASSIFIER_NET = {"base": 16, "mults": "1,2,2", "num_res_blocks": 1}
 
 
+def config(d: dict):
+    """A Config from nested dicts over the defaults: load_toml of an empty TOML file with every value
+    as a `section.field=value` override (typed and validated as the CLI's --set)."""
+    overrides = [f"{section}.{k}={v}" for section, values in d.items() for k, v in values.items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "defaults.toml"
+        empty.write_text("")
+        return load_toml(str(empty), overrides)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_rows: int = 8) -> None:
+    """P Figs. 3-5: titled columns side by side (e.g. clean, corrupted, result), one row per example;
+    each column is (N, C, H, W) in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    n = min(max_rows, max(c.shape[0] for _, c in columns))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n), squeeze=False)
+    for j, (title, images) in enumerate(columns):
+        for i in range(n):
+            ax = axes[i, j]
+            ax.set_axis_off()
+            if i < images.shape[0]:
+                img = images[i].detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
+                ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_title(title, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def _train(cfg, run: Path, device: str) -> float:
     """Train (or finish) a run; seconds spent."""
     t0 = time.time()
@@ -105,7 +150,7 @@ def prepare(args, b: dict, out: Path, device: str) -> tuple[dict, dict]:
         runs["model"] = out / "model"
         seconds["model"] = _train(cfg, runs["model"], device)
     else:
-        cfg = from_dict({"data": data, "diffusion": b["diffusion"], "model": b["model"], "train": b["train"]})
+        cfg = config({"data": data, "diffusion": b["diffusion"], "model": b["model"], "train": b["train"]})
         runs["model"] = out / "model"
         seconds["model"] = _train(cfg, runs["model"], device)
     for name, task in (("classifier", "classifier"), ("judge", "clean_classifier")):
@@ -121,7 +166,7 @@ def prepare(args, b: dict, out: Path, device: str) -> tuple[dict, dict]:
             "train": {**b[name], "task": task, "seed": 1 if name == "judge" else 0},
         }
         runs[name] = out / name
-        seconds[name] = _train(from_dict(d), runs[name], device)
+        seconds[name] = _train(config(d), runs[name], device)
     return runs, seconds
 
 
@@ -306,7 +351,7 @@ def main() -> None:
     }
     result["total_seconds"] = round(time.time() - t_start, 1)
     path = Path(__file__).parent / "results" / "conditioning.json"
-    atomic_write_text(path, json.dumps(result, indent=1))
+    write_json(path, result)
     print(f"budget {budget} on {device}: model {run.step} steps; train seconds {train_seconds}")
     print(f"judge accuracy on test images {result['judge_test_accuracy']:.3f}; noisy clf by t {noisy_acc}")
     print(f"denoise SNR 1   PSNR noisy {dn['psnr_noisy_db']:.2f}  blur(s={dn['blur_sigma_pixels']}) "

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import torch
 
-from thermodiff.config import load_toml
-from thermodiff.data import load_dataset
-from thermodiff.evaluation.heldout import report
-from thermodiff.run.checkpoint import atomic_write_text
-from thermodiff.run.load import load_run
-from thermodiff.training.train import train
+from thermodiff import load_dataset, load_run, load_toml, report, train
 
 PAPER_K_BITS = 2.35
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
 
 
 def run_one(T: int, steps: int, device: str, out: Path, extra: list[str]) -> dict:
@@ -66,7 +70,7 @@ def main() -> None:
         "runs": rows,
     }
     path = Path(__file__).parent / "results" / "swiss_roll.json"
-    atomic_write_text(path, json.dumps(result, indent=1))
+    write_json(path, result)
     print(f"{'T':>5} {'K bits':>16} {'truth':>8} {'gap':>16} {'train s':>8}")
     for r in rows:
         print(

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,11 +31,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from thermodiff.config import Config, with_overrides
-from thermodiff.diffusion.bound import bound_stochastic
+from thermodiff import load_toml
+from thermodiff.diffusion import bound_stochastic
+
+# deep imports: this bench times the training loop's and the sampler's own parts, one by one
 from thermodiff.model.assemble import build_model
 from thermodiff.model.fast import adamw
-from thermodiff.run.checkpoint import atomic_write_text
 from thermodiff.sampling.ancestral import p_sample_loop_progressive
 from thermodiff.training.loop import ema_update
 from thermodiff.training.objectives import negative_bound, trainable
@@ -53,6 +56,22 @@ TARGETS = {"train_128": 2.0, "train_512": 1.5, "sample_128": 4.0}  # thermodiff 
 BF16_RTOL = 3e-2  # relative RMS error allowed between the bf16 fast path and the fp32 plain path
 
 
+def config(overrides: list[str]):
+    """The default Config with `section.field=value` overrides: load_toml of an empty TOML file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "defaults.toml"
+        empty.write_text("")
+        return load_toml(str(empty), overrides)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
 def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
     sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
     for _ in range(warmup):
@@ -68,7 +87,7 @@ def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
 def thermodiff_model(device: str, fast: bool, compile_: bool):
     extra = ["train.precision=bf16", "train.channels_last=true", f"train.compile={compile_}"] if fast else []
     extra += [f"train.fast_cpu={fast and device == 'cpu'}"]  # a CPU smoke test runs the same fast path
-    model = build_model(with_overrides(Config(), [*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
+    model = build_model(config([*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
     model.net.conv_out.reset_parameters()  # zero-initialised in thermodiff: make outputs comparable
     model.net.to(device)
     model.schedule.to(device)
@@ -343,7 +362,7 @@ def main() -> None:
     out = Path(a.out or Path(__file__).parent / "results" / f"throughput{'_quick' * a.quick}.json")
 
     def save() -> None:  # after every phase: a run cut short keeps what it measured
-        atomic_write_text(out, json.dumps(res, indent=1))
+        write_json(out, res)
 
     pool = torch.rand(4 * max(int(b) for b in a.batches.split(",")), *SHAPE, device=device) * 2 - 1
     d_opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)  # diffusers' example: plain AdamW
