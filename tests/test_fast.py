@@ -182,7 +182,7 @@ def test_cuda_resume_and_swiss_roll_figure(tmp_path: Path) -> None:
     resume of it is refused in one line, and the 2-D figure draws a CUDA model."""
     from thermodiff.data import load_dataset
     from thermodiff.errors import CheckpointError
-    from thermodiff.plots.figure1 import swiss_roll_figure
+    from thermodiff.evaluation.figure1 import swiss_roll_figure
     from thermodiff.run.load import load_run
 
     for schedule in ("paper", "learned"):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from thermodiff.config.lists import int_list
 from thermodiff.data.sources import DATASETS
 from thermodiff.diffusion.reverse import LEGACY_NAMES, PARAMETERIZATIONS
 from thermodiff.diffusion.schedules import LEARNED_INITS, SCHEDULES
 from thermodiff.errors import ConfigError
+from thermodiff.lists import int_list
 from thermodiff.nets.registry import NETS
 
 if TYPE_CHECKING:

@@ -8,16 +8,19 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
 from thermodiff.data.images import image_dataset, read_images, split_images
 from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
+
+if TYPE_CHECKING:
+    from thermodiff.config import DataConfig
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

@@ -15,16 +15,19 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-from thermodiff.config import DataConfig
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
+
+if TYPE_CHECKING:
+    from thermodiff.config import DataConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 IDX_NDIM = {0x00000801: 1, 0x00000803: 3}  # IDX magic -> ndim: uint8 labels (N,), uint8 images (N, H, W)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from thermodiff.config.lists import EXAMPLE_KINDS
+from thermodiff.lists import EXAMPLE_KINDS
 
 if TYPE_CHECKING:
     from thermodiff.config import DataConfig

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from thermodiff.config import DataConfig
 from thermodiff.data import Dataset
 from thermodiff.data.images import IMAGE_SUFFIXES, decode_image, image_dataset
 from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
+
+if TYPE_CHECKING:
+    from thermodiff.config import DataConfig
 
 BARK_FILE = Path("brodatz-bark") / "D12.gif"
 _BUDGET = 1 << 22  # (uncovered pixel, disk) pairs tested together

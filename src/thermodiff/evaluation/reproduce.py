@@ -93,7 +93,7 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     result["step"] = run.step
     figures = []
     if ds.spec.shape == (2,):
-        from thermodiff.plots.figure1 import swiss_roll_figure
+        from thermodiff.evaluation.figure1 import swiss_roll_figure
 
         figures.append(str(swiss_roll_figure(model, ds, out / "figure1.png")))
     if ds.units.eight_bit:  # 16 samples (EMA net, seed 0) as one grid in [0, 1]

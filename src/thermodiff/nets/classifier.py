@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from thermodiff.config.lists import int_list
 from thermodiff.errors import ConfigError
+from thermodiff.lists import int_list
 from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from thermodiff.config.lists import EXAMPLE_KINDS, int_list
 from thermodiff.errors import ConfigError
+from thermodiff.lists import EXAMPLE_KINDS, int_list
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import PaperImageNet
 from thermodiff.nets.unet import UNet

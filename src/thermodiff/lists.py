@@ -1,4 +1,5 @@
-"""Names and lists shared by the config rules and the registries (imports nothing of thermodiff)."""
+"""Names and lists shared by the config rules and the registries: a leaf (imports nothing of thermodiff),
+so that config, data and nets can all import it without a cycle."""
 
 from __future__ import annotations
 
