@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import torch
-from images import budget_record, seconds_per_step, write_json  # bench/ is on sys.path as a script
+from benchio import write_json  # bench/ is on sys.path as a script
+from images import budget_record, seconds_per_step
 
 from thermodiff import load_dataset, load_run, load_toml, report, sample_grid, train
 

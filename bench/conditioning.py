@@ -19,16 +19,18 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from benchio import write_json
 from torch.nn import functional as F
 
 from thermodiff import (
     ClassifierGuidance,
+    Config,
     accuracy,
+    condition_panel,
     data_box,
     denoise,
     inpaint,
@@ -38,6 +40,7 @@ from thermodiff import (
     load_toml,
     sample,
     train,
+    with_overrides,
 )
 
 # data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)
@@ -84,45 +87,11 @@ BUDGETS = {
 CLASSIFIER_NET = {"base": 16, "mults": "1,2,2", "num_res_blocks": 1}
 
 
-def config(d: dict):
-    """A Config from nested dicts over the defaults: load_toml of an empty TOML file with every value
-    as a `section.field=value` override (typed and validated as the CLI's --set)."""
-    overrides = [f"{section}.{k}={v}" for section, values in d.items() for k, v in values.items()]
-    with tempfile.TemporaryDirectory() as tmp:
-        empty = Path(tmp) / "defaults.toml"
-        empty.write_text("")
-        return load_toml(str(empty), overrides)
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_rows: int = 8) -> None:
-    """P Figs. 3-5: titled columns side by side (e.g. clean, corrupted, result), one row per example;
-    each column is (N, C, H, W) in [0, 1]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    n = min(max_rows, max(c.shape[0] for _, c in columns))
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n), squeeze=False)
-    for j, (title, images) in enumerate(columns):
-        for i in range(n):
-            ax = axes[i, j]
-            ax.set_axis_off()
-            if i < images.shape[0]:
-                img = images[i].detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
-                ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_title(title, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+def config(d: dict) -> Config:
+    """A Config from nested dicts over the defaults, typed and validated as the CLI's --set."""
+    return with_overrides(
+        Config(), [f"{section}.{k}={v}" for section, values in d.items() for k, v in values.items()]
+    )
 
 
 def _train(cfg, run: Path, device: str) -> float:

@@ -18,7 +18,6 @@ pipeline, whose numbers are not results.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -26,8 +25,9 @@ import time
 from pathlib import Path
 
 import torch
+from benchio import write_json
 
-from thermodiff import load_dataset, load_run, load_toml, report, train
+from thermodiff import load_dataset, load_run, load_toml, parzen_report, report, train
 
 # data sets: $THERMODIFF_DATA, or <repo>/../shared/data when it is unset (as in tests/conftest.py)
 os.environ["THERMODIFF_DATA"] = os.environ.get("THERMODIFF_DATA") or str(
@@ -107,14 +107,6 @@ KEEP = (
 ).split()
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 _DATASETS: dict = {}
 
 
@@ -186,10 +178,7 @@ def run_one(name: str, quick: bool, device: str, out: Path, seconds: float) -> d
 
 
 def parzen(run_dir: Path, device: str, n_samples: int) -> dict:
-    """The paper's Parzen-window estimate (thermodiff.evaluation.parzen) of a trained MNIST run."""
-    # the Parzen estimate is not in the public API (thermodiff, thermodiff.diffusion): a deep import
-    from thermodiff.evaluation.parzen import parzen_report
-
+    """The paper's Parzen-window estimate (P 3.3) of a trained MNIST run."""
     t0 = time.time()
     run = load_run(run_dir, device)
     cfg, model = run.config, run.model

@@ -7,24 +7,15 @@ data's true log-likelihood and the paper's 2.35 bits. Writes bench/results/swiss
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
 import torch
+from benchio import write_json
 
 from thermodiff import load_dataset, load_run, load_toml, report, train
 
 PAPER_K_BITS = 2.35
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def run_one(T: int, steps: int, device: str, out: Path, extra: list[str]) -> dict:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from benchio import write_json
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -31,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from thermodiff import load_toml
+from thermodiff import Config, with_overrides
 from thermodiff.diffusion import bound_stochastic
 
 # deep imports: this bench times the training loop's and the sampler's own parts, one by one
@@ -56,22 +54,6 @@ TARGETS = {"train_128": 2.0, "train_512": 1.5, "sample_128": 4.0}  # thermodiff 
 BF16_RTOL = 3e-2  # relative RMS error allowed between the bf16 fast path and the fp32 plain path
 
 
-def config(overrides: list[str]):
-    """The default Config with `section.field=value` overrides: load_toml of an empty TOML file."""
-    with tempfile.TemporaryDirectory() as tmp:
-        empty = Path(tmp) / "defaults.toml"
-        empty.write_text("")
-        return load_toml(str(empty), overrides)
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON whole or not at all: a temporary file beside it, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
     sync = torch.cuda.synchronize if device.startswith("cuda") else lambda: None
     for _ in range(warmup):
@@ -87,7 +69,7 @@ def seconds_per_call(fn, iters: int, warmup: int, device: str) -> float:
 def thermodiff_model(device: str, fast: bool, compile_: bool):
     extra = ["train.precision=bf16", "train.channels_last=true", f"train.compile={compile_}"] if fast else []
     extra += [f"train.fast_cpu={fast and device == 'cpu'}"]  # a CPU smoke test runs the same fast path
-    model = build_model(config([*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
+    model = build_model(with_overrides(Config(), [*DDPM, *extra, f"train.cuda_graphs={fast}"]), SHAPE)
     model.net.conv_out.reset_parameters()  # zero-initialised in thermodiff: make outputs comparable
     model.net.to(device)
     model.schedule.to(device)

@@ -5,11 +5,13 @@ The public API, one level, in the order data take: a config and its data, a netw
 (kernels, reverse-step types, the bound's terms) is its own public sub-package, `thermodiff.diffusion`.
 """
 
-from thermodiff.config import Config, load_toml
+from thermodiff.config import Config, load_toml, with_overrides
 from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset, register_data
 from thermodiff.data.vectors import continuous_dataset
 from thermodiff.evaluation.heldout import report
+from thermodiff.evaluation.parzen import parzen_report
 from thermodiff.nets import register_net
+from thermodiff.plots.draw import condition_panel
 from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import data_box, sample, sample_grid
 from thermodiff.sampling.guidance import Classifier, accuracy, load_classifier
@@ -31,6 +33,7 @@ __all__ = [
     # configs and data
     "Config",
     "load_toml",
+    "with_overrides",
     "Dataset",
     "DataSpec",
     "Scaling",
@@ -49,6 +52,7 @@ __all__ = [
     # evaluation
     "report",
     "accuracy",
+    "parzen_report",
     # sampling and multiplying by r(x) (P 2.5)
     "sample",
     "sample_grid",
@@ -62,4 +66,5 @@ __all__ = [
     "BernoulliMask",
     "LogDensityGradient",
     "ClassifierGuidance",
+    "condition_panel",
 ]
