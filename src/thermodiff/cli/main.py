@@ -1,4 +1,4 @@
-"""thermodiff's command line: the parser and the entry point; commands.py does the work and prints."""
+"""thermodiff's command line: the parser and the entry point; one module per command does the work."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import signal
 import sys
 import threading
 
-from thermodiff.cli.commands import (
-    check_args,
-    cmd_condition,
-    cmd_evaluate,
-    cmd_reproduce,
-    cmd_sample,
-    cmd_train,
-)
+from thermodiff.cli.args import check_args
+from thermodiff.cli.condition import cmd_condition
+from thermodiff.cli.evaluate import cmd_evaluate
+from thermodiff.cli.reproduce import cmd_reproduce
+from thermodiff.cli.sample import cmd_sample
+from thermodiff.cli.train import cmd_train
 from thermodiff.errors import ThermodiffError
 
 

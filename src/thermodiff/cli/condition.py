@@ -1,0 +1,31 @@
+"""`thermodiff denoise | inpaint | interpolate`: a run multiplied by r(x) (P 2.5), file in -> file out."""
+
+from __future__ import annotations
+
+from thermodiff.cli.args import device_of
+
+
+def cmd_condition(args) -> int:
+    """denoise / inpaint / interpolate (P 2.5; tasks.py): file in -> file out, plus a panel figure."""
+    from thermodiff.sampling import tasks
+
+    device, common = device_of(args.device), {"out": args.out, "seed": args.seed}
+    if args.command == "denoise":
+        paths = tasks.denoise_file(
+            args.run,
+            args.input,
+            noise_std=args.noise_std,
+            add_noise=args.add_noise,
+            device=device,
+            clip=not args.no_clip,
+            **common,
+        )
+    elif args.command == "inpaint":
+        kw = {"device": device, "clip": not args.no_clip, "schedule": args.schedule, **common}
+        paths = tasks.inpaint_file(args.run, args.input, args.mask, **kw)
+    else:
+        kw = {"t": args.t, "steps": args.steps, "device": device, **common}
+        paths = tasks.interpolate_file(args.run, args.a, args.b, **kw)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0

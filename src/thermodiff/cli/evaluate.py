@@ -1,0 +1,75 @@
+"""`thermodiff evaluate`: K on held-out data, printed beside the truth and the paper."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from thermodiff.cli.args import device_of
+from thermodiff.errors import ThermodiffError
+
+
+def format_report(r: dict) -> str:
+    """A side-by-side table of our figures, the truth and the paper's."""
+    unit = r["unit"]
+    lines = [
+        f"{r['kernel']} diffusion, T = {r['T']}, {r['n_examples']} {r['split']} examples, {r['t_draws']}",
+        f"  K            = {r['K_bits']:9.4f} ± {r['stderr_bits']:.4f} {unit}"
+        f"   ({r['K_bits_per_dim']:.4f} per dim)",
+        f"  K - L_null   = {r['K_minus_Lnull_bits']:9.4f} ± {r['K_minus_Lnull_stderr_bits']:.4f} {unit}",
+        f"  L_null       = {r['L_null_bits']:9.4f} {unit} (the data under the prior)",
+    ]
+    if "true_loglik_bits" in r:
+        lines.append(
+            f"  truth log p  = {r['true_loglik_bits']:9.4f} {unit};  gap truth - K = "
+            f"{r['gap_to_truth_bits']:.4f} ± {r['gap_stderr_bits']:.4f}"
+        )
+    if "nll_nats" in r:
+        lines.append(
+            f"  NLL bound    = {r['nll_nats']:9.4f} ± {r['nll_stderr_nats']:.4f} nats/example"
+            f" ({r['nll_bits_per_dim']:.4f} bits/dim)"
+        )
+    elif "nll_bits_per_dim" in r:
+        lines.append(f"  NLL bound    = {r['nll_bits_per_dim']:9.4f} bits/dim (8-bit grid)")
+    if "parzen_bits" in r:
+        lines.append(
+            f"  Parzen       = {r['parzen_bits']:9.1f} ± {r['parzen_stderr_bits']:.1f} bits/image"
+            f" ({r['parzen_nats']:.1f} nats; sigma {r['parzen_sigma']:.3f}, {r['parzen_samples']} samples)"
+        )
+    paper = r.get("paper", {})
+    if paper:
+        ref = ", ".join(f"{k} = {v}" for k, v in paper.items())
+        lines.append(f"  paper (Table 1): {ref}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    from thermodiff.data import load_dataset
+    from thermodiff.evaluation.heldout import report
+    from thermodiff.run.checkpoint import atomic_write_text, check_writable
+    from thermodiff.run.load import load_run
+
+    device = device_of(args.device)
+    run = load_run(Path(args.run), device)
+    cfg, model = run.config, run.model
+    out = check_writable(Path(args.run) / "eval.json")
+    ds = load_dataset(cfg.data)
+    exact = cfg.eval.exact if args.exact is None else args.exact
+    ref = {
+        "K_bits": cfg.eval.reference_K_bits,
+        "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
+    }
+    if args.parzen and (not ds.units.eight_bit or args.parzen_samples < 1):
+        raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
+    r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref, args.draws)
+    r["step"] = run.step
+    if not math.isfinite(r["K_bits"]):
+        raise ThermodiffError(f"K = {r['K_bits']}: the bound is not finite for this model; nothing written")
+    if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
+        from thermodiff.evaluation.parzen import parzen_report
+
+        r.update(parzen_report(model, ds, args.parzen_samples, device=device))
+    atomic_write_text(out, json.dumps(r, indent=1))
+    print(json.dumps(r) if args.json else format_report(r))
+    return 0

@@ -1,0 +1,51 @@
+"""`thermodiff sample`: draws from a run, to PNG or .npy (optionally classifier-guided)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thermodiff.cli.args import device_of
+from thermodiff.errors import ThermodiffError
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from thermodiff.data.files import check_out
+    from thermodiff.plots.draw import image_grid, scatter
+    from thermodiff.run.checkpoint import atomic_write_bytes
+    from thermodiff.run.load import load_run
+    from thermodiff.sampling.ancestral import data_box, sample
+
+    device = device_of(args.device)
+    run = load_run(Path(args.run), device)
+    model, spec, units = run.model, run.spec, run.units
+    out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png")
+    gen = torch.Generator(device).manual_seed(args.seed)
+    kernel = model.kernel()
+    mults = [] if args.no_clip else data_box(model, units)
+    if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
+        from thermodiff.sampling.tasks import guidance
+
+        if not args.classifier:
+            raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
+        mults += guidance(args.classifier, args.guide, args.scale, model, run.scaling, device)
+    elif args.classifier or args.scale != 1.0:
+        raise ThermodiffError("--classifier and --scale go with --guide CLASS")
+    x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
+    if not torch.isfinite(x).all():
+        raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
+    x = units.to_data(x.cpu())
+    if out.suffix == ".npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, x.numpy())
+        atomic_write_bytes(out, buf.getvalue())
+    elif len(spec.shape) == 1 and spec.shape[0] == 2:
+        scatter(x, out, title=f"{args.n} samples")
+    else:
+        image_grid(units.grid(x), out)
+    print(f"wrote {out}")
+    return 0
