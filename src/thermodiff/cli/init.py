@@ -17,7 +17,7 @@ def describe(source: Path) -> dict:
 
     if source.suffix.lower() in SUFFIXES:
         train, test = read_arrays(source)
-        kind = kind_of(train, source, "train")
+        kind = kind_of(train, source, "train" if test is not None else "")
         shape = train.shape[1:] if kind != "image8" else (*(train.shape[3:] or (1,)), *train.shape[1:3])
         rows = train.shape[0] + (0 if test is None else test.shape[0])
         return {"name": "array", "kind": kind, "shape": tuple(shape), "rows": rows, "classes": 0}

@@ -74,7 +74,7 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def kind_of(a: np.ndarray, path: Path, split: str) -> str:
     """ "binary", "continuous" or "image8" from an array's shape, dtype and values."""
-    where = f"{path}: the {split} array"
+    where = f"{path}: the {split} array" if split else f"{path}: the array"
     if a.dtype.kind not in "biuf":
         raise DataError(f"{where} has dtype {a.dtype}: expected numbers (bool, integer or float)")
     if a.ndim in (3, 4):
@@ -113,7 +113,7 @@ def array_dataset(cfg: DataConfig) -> Dataset:
     path = Path(cfg.path)
     train, test = read_arrays(path)
     if test is None:
-        kind_of(train, path, "one")
+        kind_of(train, path, "")
         train, test = split_rows(train, cfg.holdout, cfg.seed, path)
     kind, test_kind = kind_of(train, path, "train"), kind_of(test, path, "test")
     if train.shape[1:] != test.shape[1:]:
