@@ -9,8 +9,8 @@ from thermodiff.config import Config, load_toml, with_overrides
 from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset, register_data
 from thermodiff.data.vectors import continuous_dataset
 from thermodiff.evaluation.heldout import report
-from thermodiff.model.assemble import raw_width
 from thermodiff.evaluation.parzen import parzen_report
+from thermodiff.model.assemble import raw_width
 from thermodiff.nets import register_net
 from thermodiff.plots.draw import condition_panel
 from thermodiff.run.load import Run, load_run
