@@ -418,3 +418,80 @@ def test_a_module_passed_to_train_is_recorded_by_import_path(user_nets: Path) ->
     train(cfg, user_nets / "local", net=Local((2,), 6, width))
     with pytest.raises(CheckpointError, match=r"a class defined in a script or a function does not import"):
         load_run(user_nets / "local")
+
+
+def png_classes(root: Path, n: int = 24) -> None:
+    """root/left/*.png and root/right/*.png: 8x8 grey images bright on that half (ImageFolder layout)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(8)
+    for k, name in enumerate(("left", "right")):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            a = rng.integers(0, 60, (8, 8), dtype=np.uint8)
+            a[:, 4 * k : 4 * k + 4] += 180
+            Image.fromarray(a).save(root / name / f"{i:03d}.png")
+
+
+def test_class_folders_give_labels_and_guide_sampling(tmp_path: Path) -> None:
+    """One sub-folder per class -> labels (k-th folder in sorted order); a noisy classifier trains on
+    them with the diffusion run's forward kernel, and sample --guide runs in a fresh process."""
+    png_classes(tmp_path / "pngs")
+    data = [
+        "data.name=image_folder",
+        f"data.path={tmp_path / 'pngs'}",
+        "data.grayscale=true",
+        "data.n_test=8",
+    ]
+    ds = load_dataset(load_toml("mnist_unet", data).data)
+    assert ds.labels_train is not None and sorted(set(ds.labels_train.tolist())) == [0, 1]
+    bright_left = ds.train[:, 0, :, :4].mean((1, 2)) > ds.train[:, 0, :, 4:].mean((1, 2))
+    assert torch.equal(bright_left, ds.labels_train == 0)  # "left" sorts first: class 0
+    assert len(ds.labels_test) == 8 and len(ds.labels_train) == 40
+    net = ["model.base=8", "model.mults=1", "model.num_res_blocks=1", "model.attn_resolutions=", "eval.n=8"]
+    small = [*data, *net, "diffusion.T=10", "train.steps=10", "train.batch=16"]
+    assert cli("train", "mnist_unet", "--out", tmp_path / "run", "--quiet", *sets(*small)) == 0
+    clf = [*small, "train.task=classifier", f"diffusion.from_run={tmp_path / 'run'}"]
+    assert cli("train", "mnist_unet", "--out", tmp_path / "clf", "--quiet", *sets(*clf)) == 0
+    guided = ["sample", tmp_path / "run", "--n", "4", "--guide", "1", "--scale", "2"]
+    rc = fresh_process(tmp_path, [*guided, "--classifier", tmp_path / "clf", "--out", tmp_path / "g.png"])
+    assert rc == [0], fresh_process.stderr
+    assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_init_writes_a_starter_that_trains(tmp_path: Path, capsys) -> None:
+    """thermodiff init: the kernel from the values, a network from the shape; the written TOML trains."""
+    from thermodiff import load_toml as load
+
+    rng = np.random.default_rng(9)
+    np.save(tmp_path / "pts.npy", mixture(200, 9))
+    np.save(tmp_path / "bits.npy", (rng.random((200, 12)) < 0.5).astype(np.uint8))
+    (tmp_path / "tab.csv").write_text("a,b,c\n" + "\n".join("1,2,3" if i % 2 else "2,0,1" for i in range(40)))
+    png_classes(tmp_path / "pngs", 6)
+    expect = {
+        "pts.npy": ("array", "gaussian", "mlp"),
+        "bits.npy": ("array", "binomial", "mlp"),
+        "tab.csv": ("array", "gaussian", "mlp"),
+        "pngs": ("image_folder", "gaussian", "unet"),
+    }
+    for source, (name, kernel, net) in expect.items():
+        out = tmp_path / f"{source}.toml"
+        assert cli("init", tmp_path / source, "--out", out) == 0
+        cfg = load(str(out))
+        assert (cfg.data.name, cfg.diffusion.kernel, cfg.model.net) == (name, kernel, net), source
+    assert "2 class sub-folders" in (tmp_path / "pngs.toml").read_text()
+    assert cli("init", tmp_path / "pts.npy", "--out", tmp_path / "pts.npy.toml") == 2
+    assert "exists" in capsys.readouterr().err
+    quick = ["train.steps=2", "diffusion.T=4", "model.hidden=16"]
+    assert cli("train", tmp_path / "bits.npy.toml", "--out", tmp_path / "run", "--quiet", *sets(*quick)) == 0
+
+
+def test_train_and_test_folders_with_class_sub_folders_share_the_train_classes(tmp_path: Path) -> None:
+    png_classes(tmp_path / "split" / "train", 4)
+    png_classes(tmp_path / "split" / "test", 2)
+    data = ["data.name=image_folder", f"data.path={tmp_path / 'split'}", "data.grayscale=true"]
+    ds = load_dataset(load_toml("mnist_unet", data).data)
+    assert ds.labels_train.tolist() == [0] * 4 + [1] * 4 and ds.labels_test.tolist() == [0, 0, 1, 1]
+    (tmp_path / "split" / "test" / "left").rename(tmp_path / "split" / "test" / "middle")
+    with pytest.raises(DataError, match=r"test/middle/: a class folder that the train images do not have"):
+        load_dataset(load_toml("mnist_unet", data).data)
