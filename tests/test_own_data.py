@@ -495,3 +495,19 @@ def test_train_and_test_folders_with_class_sub_folders_share_the_train_classes(t
     (tmp_path / "split" / "test" / "left").rename(tmp_path / "split" / "test" / "middle")
     with pytest.raises(DataError, match=r"test/middle/: a class folder that the train images do not have"):
         load_dataset(load_toml("mnist_unet", data).data)
+
+
+def test_model_kwargs_is_a_table_checked_like_every_field() -> None:
+    from thermodiff.errors import ConfigError
+
+    cfg = load_toml("swiss_roll", ["model.net=pkg.mod:Net", 'model.kwargs={"hidden": 8, "acts": ["relu"]}'])
+    assert (
+        cfg.model.kwargs == {"hidden": 8, "acts": ["relu"]}
+        and cfg.to_dict()["model"]["kwargs"]["hidden"] == 8
+    )
+    with pytest.raises(ConfigError, match=r"model\.kwargs = '\[1\]' is not a table"):
+        load_toml("swiss_roll", ["model.net=pkg.mod:Net", "model.kwargs=[1]"])
+    with pytest.raises(ConfigError, match=r"model\.kwargs is for a network of one's own"):
+        load_toml("swiss_roll", ['model.kwargs={"hidden": 8}'])
+    with pytest.raises(ConfigError, match=r"model\.net = 'pkg mod' is not one of"):
+        load_toml("swiss_roll", ["model.net=pkg mod"])
