@@ -359,8 +359,26 @@ def test_a_network_of_ones_own_by_import_path_trains_and_reloads_in_a_fresh_proc
         tmp_path / "d.npy",
     ]
     sample = ["sample", tmp_path / "run", "--n", "5", "--out", tmp_path / "s.npy"]
-    commands = [["evaluate", tmp_path / "run", "--n", "50"], sample, denoise]
-    assert fresh_process(tmp_path, *commands, pythonpath=str(tmp_path)) == [0, 0, 0], fresh_process.stderr
+    np.save(tmp_path / "mask.npy", np.tile([[1.0, 0.0]], (5, 1)))
+    clean, mask = tmp_path / "clean.npy", tmp_path / "mask.npy"
+    inpaint = ["inpaint", tmp_path / "run", "--input", clean, "--mask", mask, "--out", tmp_path / "i.npy"]
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    np.save(a, mixture(1, 10))
+    np.save(b, mixture(1, 11))
+    interpolate = [
+        "interpolate",
+        tmp_path / "run",
+        "--a",
+        a,
+        "--b",
+        b,
+        "--steps",
+        "3",
+        "--out",
+        tmp_path / "l.npy",
+    ]
+    commands = [["evaluate", tmp_path / "run", "--n", "50"], sample, denoise, inpaint, interpolate]
+    assert fresh_process(tmp_path, *commands, pythonpath=str(tmp_path)) == [0] * 5, fresh_process.stderr
     assert np.load(tmp_path / "s.npy").shape == (5, 2) and np.load(tmp_path / "d.npy").shape == (5, 2)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
