@@ -10,6 +10,7 @@ from thermodiff.data import Dataset, DataSpec, Scaling, Units, load_dataset, reg
 from thermodiff.data.vectors import continuous_dataset
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.parzen import parzen_report
+from thermodiff.model.assemble import raw_width
 from thermodiff.nets import register_net
 from thermodiff.plots.draw import condition_panel
 from thermodiff.run.load import Run, load_run
@@ -42,6 +43,7 @@ __all__ = [
     "load_dataset",
     "register_data",
     "register_net",
+    "raw_width",
     # training (train.task picks the objective: diffusion, classifier, clean_classifier)
     "train",
     # run directories

@@ -10,6 +10,7 @@ import threading
 from thermodiff.cli.args import check_args
 from thermodiff.cli.condition import cmd_condition
 from thermodiff.cli.evaluate import cmd_evaluate
+from thermodiff.cli.init import cmd_init
 from thermodiff.cli.reproduce import cmd_reproduce
 from thermodiff.cli.sample import cmd_sample
 from thermodiff.cli.train import cmd_train
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classifier", metavar="RUN", help="a noisy classifier run, for --guide")
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)
+
+    n = sub.add_parser("init", help="write a commented starter config for a data file or image folder")
+    n.add_argument("source", metavar="FILE_OR_FOLDER", help=".npy, .npz, .csv, or a folder / .zip of images")
+    n.add_argument("--out", help="CONFIG.toml to write (default: SOURCE_NAME.toml here)")
+    n.set_defaults(func=cmd_init)
 
     r = sub.add_parser("reproduce", help="train + evaluate + figures for the paper's experiments")
     r.add_argument("experiments", nargs="*")

@@ -4,6 +4,7 @@ the interval of each number, and the rules between fields. Every error names the
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 from thermodiff.data.sources import DATASETS
@@ -73,10 +74,17 @@ def parameterizations(kernel: str) -> tuple[str, ...]:
     return tuple(name for k, name in PARAMETERIZATIONS if k == kernel)
 
 
+def is_import_path(net: str) -> bool:
+    """model.net = "package.module:Class": a network of one's own, imported by that path."""
+    return re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*", net) is not None  # <locals>: refused at import
+
+
 def validate(cfg: Config) -> None:
     """Range checks with a message naming the field."""
     for (section, name), choices in _CHOICES.items():
         value = getattr(getattr(cfg, section), name)
+        if (section, name) == ("model", "net") and is_import_path(value):
+            continue
         if value not in choices:
             raise ConfigError(f"{section}.{name} = {value!r} is not one of {', '.join(choices)}")
     for interval, keys in _RANGES.items():
@@ -86,8 +94,10 @@ def validate(cfg: Config) -> None:
             if not within(value, interval):
                 raise ConfigError(f"{key} = {value!r} must lie in {interval}")
     d, t, m = cfg.diffusion, cfg.train, cfg.model
-    mults, net_kind, data_kind = int_list(m.mults), NETS[m.net].kind, DATASETS[cfg.data.name].kind
-    nets = [n for n, entry in NETS.items() if entry.kind == data_kind]
+    source, own_net = DATASETS[cfg.data.name], is_import_path(m.net)
+    mults, data_kind = int_list(m.mults), source.kind
+    net_kind = data_kind if own_net or data_kind == "any" else NETS[m.net].kind  # known when built
+    nets = [n for n, entry in NETS.items() if entry.kind == data_kind] or list(NETS)
     offered = "; ".join(
         f"{k}: {', '.join(p for p in parameterizations(k) if p not in LEGACY_NAMES)}"
         for k in _CHOICES["diffusion", "kernel"]
@@ -107,6 +117,15 @@ def validate(cfg: Config) -> None:
             "data.p_bar must lie in (0, 1), or be -1 (the training-data mean)",
         ),
         (cfg.data.r_min < cfg.data.r_max, "data.r_min and data.r_max need 0 < r_min < r_max"),
+        (
+            source.reads_path or not cfg.data.path,
+            f"data.path = {cfg.data.path!r} is given, but data.name = {cfg.data.name!r} is generated and "
+            "reads no file: remove data.path, or use data.name = 'array' for a .npy, .npz or .csv file",
+        ),
+        (
+            own_net or not m.kwargs,
+            f"model.kwargs is for a network of one's own (model.net = 'module:Class'), not {m.net!r}",
+        ),
         (
             not d.from_run or t.task != "diffusion",
             "diffusion.from_run is only for train.task = classifier or clean_classifier",

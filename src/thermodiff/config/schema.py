@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ class DataConfig:
     grayscale: bool = False  # image_folder: one channel (a colour image is an error); False = RGB
     r_min: float = 1.0  # dead_leaves: smallest disk radius (pixels); radius density proportional to r^-3
     r_max: float = 64.0  # dead_leaves: largest disk radius (pixels)
-    holdout: float = 0.25  # bark: right-hand fraction of the texture's columns kept for test patches
+    holdout: float = 0.25  # bark: right-hand fraction of the texture's columns kept for test patches;
+    # array: the fraction of rows held out for test (seeded by data.seed) when the file has one split
+    sha256: str = ""  # of the file at data.path, recorded at training; a file that differs is refused
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    net: str = "mlp"  # key of thermodiff.nets.NETS
+    net: str = "mlp"  # key of thermodiff.nets.NETS, or "package.module:Class" (a network of one's own)
+    kwargs: dict = field(default_factory=dict)  # model.net = "module:Class": Class(**kwargs) (+ shape, T ...)
     hidden: int = 128
     layers: int = 3
     rbf_units: int = 16
@@ -149,6 +153,8 @@ def from_dict(d: dict[str, Any]) -> Config:
 
 def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
     """A TOML, JSON or --set (string) value -> the field's type; a bool is not a number, nor 1 a bool."""
+    if f.default_factory is dict:
+        return _table(value, where)
     default = f.default
     try:
         if isinstance(value, bool) != isinstance(default, bool) and not isinstance(value, str):
@@ -171,6 +177,19 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
         return value
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{where} = {value!r} is not a valid {type(default).__name__}") from None
+
+
+def _table(value: Any, where: str) -> dict:
+    """A TOML table, a JSON object or a --set JSON text ('{"width": 64}') of JSON values -> a dict."""
+    try:
+        table = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):
+            raise TypeError
+        return json.loads(json.dumps(table, allow_nan=False))  # a copy; no dates, NaN or objects
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where} = {value!r} is not a table of numbers, strings, booleans and lists"
+        ) from None
 
 
 def _number(text: str) -> int | float:

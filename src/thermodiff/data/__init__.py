@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from thermodiff.data.sources import DATASETS, DataSource, register_data
+from thermodiff.data.sources import DATASETS, DataSource, file_sha256, register_data
 from thermodiff.data.units import Units
 from thermodiff.errors import DataError
 
@@ -96,11 +97,24 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     """Config -> Dataset; a one-line DataError for unknown names, missing files, bad shapes, NaNs."""
     if cfg.name not in DATASETS:
         raise DataError(f"data.name = {cfg.name!r} is not one of {', '.join(DATASETS)}")
+    if cfg.sha256:
+        check_sha256(Path(cfg.path), cfg.sha256)
     ds = DATASETS[cfg.name].load(cfg)
     for split, x in (("train", ds.train), ("test", ds.test)):
         if not torch.isfinite(x).all():
             raise DataError(f"{cfg.name}: the {split} split contains NaN or infinite values")
     return ds
+
+
+def check_sha256(path: Path, sha256: str) -> None:
+    """The file a run was trained on, unchanged: a moved or changed file is a one-line DataError."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found; the run was trained on this file (data.path): put it back there")
+    if file_sha256(path) != sha256:
+        raise DataError(
+            f"{path}: its content differs from the file the run was trained on (sha256 {sha256[:12]}...): "
+            "restore it, or train a new run on it"
+        )
 
 
 __all__ = [

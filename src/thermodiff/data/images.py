@@ -49,7 +49,8 @@ def image_dataset(x_train: Tensor, x_test: Tensor) -> Dataset:
 
 
 def split_images(x: Tensor, n_test: int, seed: int, where: str) -> tuple[Tensor, Tensor]:
-    """One split only: hold out n_test images chosen by a seeded permutation, train on the rest."""
+    """One split only: hold out n_test images chosen by a seeded permutation, train on the rest (labels:
+    the same split of a label tensor, by the same seed)."""
     if n_test >= x.shape[0]:
         raise DataError(
             f"{where}: only one split found ({x.shape[0]} images); set data.n_test below that to hold "
@@ -227,15 +228,43 @@ def image_folder(path: str | Path, size: int | None = None, grayscale: bool = Fa
     return read_images(Path(path), size, grayscale)[1]
 
 
+def class_labels(names: list[str], under: str, classes: list[str] | None = None) -> tuple[Tensor, list[str]]:
+    """torchvision's ImageFolder layout: each image in one sub-folder per class -> int64 labels, the
+    k-th class the k-th sub-folder in sorted order (`classes`: those of the train split)."""
+    folders = [n[len(under) :].split("/")[0] for n in names]
+    classes = classes if classes is not None else sorted(set(folders))
+    missing = sorted(set(folders) - set(classes))
+    if missing:
+        raise DataError(f"{under}{missing[0]}/: a class folder that the train images do not have")
+    return torch.tensor([classes.index(f) for f in folders], dtype=torch.int64), classes
+
+
+def _in_class_folders(names: list[str], under: str) -> bool:
+    """Whether every image lies exactly one folder below `under` (the class sub-folders)."""
+    return bool(names) and all(n[len(under) :].count("/") == 1 for n in names)
+
+
 def image_folder_dataset(cfg: DataConfig) -> Dataset:
-    """data.path = a folder or .zip with train/ and test/ images, or one set split by seeded hold-out."""
+    """data.path = a folder or .zip with train/ and test/ images, or one set split by seeded hold-out;
+    images in one sub-folder per class (torchvision's ImageFolder) carry the class labels."""
     if not cfg.path:
         raise DataError("data.path must name a folder or .zip of PNG, JPEG or GIF images")
     source, size = Path(cfg.path), cfg.resize or None
-    _, x_train = read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
-    _, x_test = read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
+    names_train, x_train = read_images(source, size, cfg.grayscale, "train/", missing_ok=True)
+    names_test, x_test = read_images(source, size, cfg.grayscale, "test/", missing_ok=True)
+    labels_train = labels_test = None
     if x_train is None or x_test is None:
-        x_train, x_test = split_images(
-            image_folder(source, size, cfg.grayscale), cfg.n_test, cfg.seed, str(source)
-        )
-    return image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
+        names, x = read_images(source, size, cfg.grayscale)
+        labelled = _in_class_folders(names, "")
+        labels = class_labels(names, "")[0] if labelled else torch.zeros(len(names), dtype=torch.int64)
+        x_train, x_test = split_images(x, cfg.n_test, cfg.seed, str(source))
+        labels_train, labels_test = split_images(labels, cfg.n_test, cfg.seed, str(source))
+        if not labelled:
+            labels_train = labels_test = None
+    elif _in_class_folders(names_train, "train/") and _in_class_folders(names_test, "test/"):
+        labels_train, classes = class_labels(names_train, "train/")
+        labels_test = class_labels(names_test, "test/", classes)[0]
+    ds = image_dataset(x_train[: cfg.n_train], x_test[: cfg.n_test])
+    ds.labels_train = None if labels_train is None else labels_train[: cfg.n_train]
+    ds.labels_test = None if labels_test is None else labels_test[: cfg.n_test]
+    return ds

@@ -16,6 +16,7 @@ from thermodiff.diffusion.schedules import Schedule, make_schedule
 from thermodiff.diffusion.steps import Step
 from thermodiff.model.fast import FastPath
 from thermodiff.nets import build_net
+from thermodiff.nets.imported import check_raw_width
 
 
 @dataclass
@@ -66,10 +67,19 @@ def build_model(
     torch.manual_seed(cfg.train.seed)
     if net is None:
         net = build_net(cfg.model, shape, d.T, reverse.out_channels(shape), seed=cfg.train.seed)
+    else:
+        check_raw_width(net, shape, d.T, reverse.out_channels(shape), type(net).__name__)
     learned_first = d.first_step == "learned"
     return DiffusionModel(
         schedule, reverse, net, d.kernel, p_bar, learned_first, FastPath.from_config(cfg.train)
     )
+
+
+def raw_width(cfg: Config, shape: tuple[int, ...]) -> int:
+    """The raw outputs along dim 1 that cfg's reverse parameterization asks a network for, on data of
+    `shape`: a network (x_t, t) -> raw returns (B, raw_width, *shape[1:])."""
+    d = cfg.diffusion
+    return make_reverse(d.kernel, d.parameterization, d.variance).out_channels(tuple(shape))
 
 
 def dims(shape: tuple[int, ...]) -> int:

@@ -16,6 +16,7 @@ from torch import nn
 
 from thermodiff.errors import ConfigError
 from thermodiff.lists import EXAMPLE_KINDS, int_list
+from thermodiff.nets.imported import build_imported, check_raw_width
 from thermodiff.nets.mlp import MLP, PerStepMLP, RBFNet
 from thermodiff.nets.multiscale import PaperImageNet
 from thermodiff.nets.unet import UNet
@@ -106,7 +107,12 @@ def register_net(name: str, build: Builder, kind: str) -> NetEntry:
 def build_net(
     cfg: ModelConfig, shape: tuple[int, ...], T: int, out_channels: int, seed: int = 0
 ) -> nn.Module:
-    """Config -> the registered network for data of `shape` with `out_channels` raw outputs."""
+    """Config -> the registered network (or model.net = "module:Class", imported) for data of `shape`
+    with `out_channels` raw outputs."""
+    if ":" in cfg.net:
+        net = build_imported(cfg, shape, T, out_channels)
+        check_raw_width(net, shape, T, out_channels, repr(cfg.net))
+        return net
     if cfg.net not in NETS:
         raise ConfigError(f"model.net = {cfg.net!r} is not one of {', '.join(NETS)}")
     try:

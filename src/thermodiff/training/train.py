@@ -12,10 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from thermodiff.config import Config
-from thermodiff.data import Dataset, DataSpec, Scaling, load_dataset
+from thermodiff.config import Config, replace_section
+from thermodiff.data import DATASETS, Dataset, DataSpec, Scaling, load_dataset
+from thermodiff.data.sources import pin_path
 from thermodiff.errors import ConfigError
 from thermodiff.model.assemble import DiffusionModel, build_model
+from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.load import p_bar_of
 from thermodiff.training.classifier import classifier_data, forward_setup
@@ -40,10 +42,12 @@ def train(
     data to train on instead of cfg.data's; net: the network instead of cfg.model's, any module
     (x_t, t) -> raw with the reverse map's output channels (a classifier: (x_t, t) -> logits)."""
     run_dir = Path(run_dir)
-    cfg = config_for_run(run_dir, cfg, resume, overrides)
+    cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
     if cfg.train.task != "diffusion":
         return train_classifier(cfg, run_dir, device, resume, on_log, progress, dataset, net)
     ds = load_dataset(cfg.data) if dataset is None else dataset
+    if dataset is None and DATASETS[cfg.data.name].kind == "any":
+        check_file_fits(cfg, ds.spec)
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds), net=net)
     model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
@@ -54,6 +58,32 @@ def train(
     return fit(
         objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids
     )
+
+
+def recorded(cfg: Config, net: nn.Module | None) -> Config:
+    """What the run directory records so that it reloads alone: data.path absolute with the file's
+    SHA-256, and a network passed in by its class's import path (model.net = "module:Class")."""
+    cfg = replace_section(cfg, "data", **vars(pin_path(cfg.data)))
+    if net is None or cfg.train.task != "diffusion":
+        return cfg
+    path = f"{type(net).__module__}:{type(net).__qualname__}"
+    return cfg if cfg.model.net == path else replace_section(cfg, "model", net=path, kwargs={})
+
+
+def check_file_fits(cfg: Config, spec: DataSpec) -> None:
+    """data.name = "array": the kernel and a registered network's kind must fit what the file holds."""
+    binary, images = spec.kind == "binary", len(spec.shape) == 3
+    if binary != (cfg.diffusion.kernel == "binomial"):
+        what = "binary values (all 0 or 1)" if binary else f"{spec.kind} values"
+        need = "binomial" if binary else "gaussian"
+        raise ConfigError(f"{cfg.data.path} holds {what}: set diffusion.kernel = '{need}'")
+    entry = NETS.get(cfg.model.net)
+    if entry is not None and entry.kind != ("images" if images else "vectors"):
+        nets = ", ".join(n for n, e in NETS.items() if e.kind == ("images" if images else "vectors"))
+        raise ConfigError(
+            f"{cfg.data.path} holds {'images' if images else 'vectors'} of shape {spec.shape}; "
+            f"model.net = {cfg.model.net!r} takes {entry.kind}: use {nets}"
+        )
 
 
 def train_classifier(
