@@ -13,7 +13,7 @@ from thermodiff.cli.evaluate import cmd_evaluate
 from thermodiff.cli.reproduce import cmd_reproduce
 from thermodiff.cli.sample import cmd_sample
 from thermodiff.cli.train import cmd_train
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ThermodiffError, first_line
 
 
 def _add_condition_commands(sub) -> None:
@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--exact", dest="exact", action="store_true", default=None, help="all t")
     g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
     e.add_argument("--n", type=int, help="number of examples (default: eval.n)")
-    e.add_argument("--draws", type=int, default=1, help="--stochastic: uniform t per example, averaged")
+    e.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="estimates per example, averaged (--stochastic: t; --exact: x_t per step)",
+    )
     e.add_argument("--json", action="store_true")
     e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
     e.add_argument("--parzen-samples", type=int, default=10_000, help="model samples for --parzen")
@@ -123,12 +128,23 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"thermodiff: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
+        if not _out_of_memory(e):
+            raise
+        print(f"thermodiff: error: out of memory ({first_line(e)}): ask for less", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("thermodiff: interrupted", file=sys.stderr)
         return 130
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """An allocation that failed (CPU or GPU), whatever asked for it: a size the machine cannot hold."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _interrupt(signum, frame) -> None:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.data.root import data_root
-from thermodiff.errors import DataError
+from thermodiff.errors import DataError, first_line
 
 if TYPE_CHECKING:
     from thermodiff.config import DataConfig
@@ -186,6 +186,8 @@ def decode_image(f, name: str, size: int | None = None, grayscale: bool = False)
             if im.mode in ("I", "F") or im.mode.startswith("I;"):
                 raise DataError(f"{name}: {im.mode} image (16-bit or float), expected 8 bits per channel")
             rgb = im.convert("RGB")
+    except Image.DecompressionBombError as e:  # before it is decoded: PIL's pixel limit
+        raise DataError(f"{name}: too many pixels to decode ({first_line(e)})") from None
     except (OSError, SyntaxError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{name}: not a readable image ({e})") from None
     if size:

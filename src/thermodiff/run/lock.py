@@ -19,6 +19,8 @@ LOCK = ".lock"
 @contextmanager
 def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     """Hold RUN/.lock (creating RUN) for the block; another holder -> a ConfigError naming its pid.
+    The lock file is removed on release (while still held; a waiter then finds its inode gone and
+    retries), and so are the folders this call made if nothing was written in them.
     enabled=False (the ranks of a DDP run other than rank 0, which write nothing) is a no-op."""
     if not enabled:
         yield
@@ -26,30 +28,47 @@ def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory")
-    created = not run_dir.exists()
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # folders this call makes
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _acquire(run_dir / LOCK)
     except OSError as e:
         raise ConfigError(f"cannot write {run_dir}: {e.strerror or e}") from None
     try:
+        yield
+    finally:
+        (run_dir / LOCK).unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
+        for folder in created:  # a fresh run that wrote nothing leaves nothing
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+
+
+def _acquire(path: Path) -> int:
+    """An open, exclusively flocked descriptor of path (the file now holding this pid)."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise ConfigError(
-                f"{run_dir} is being written by another process (pid {holder}): "
+                f"{path.parent} is being written by another process (pid {holder}): "
                 "wait for it to finish or pass another --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
-            yield
-        finally:
-            if created and {p.name for p in run_dir.iterdir()} == {LOCK}:  # a fresh run that wrote nothing
-                shutil.rmtree(run_dir, ignore_errors=True)
-    finally:
-        os.close(fd)  # releases the lock
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)  # the holder removed it as we locked it: take the new one
+    raise ConfigError(f"cannot lock {path}: it keeps being replaced")
 
 
 def remove_temporaries(run_dir: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from thermodiff.config import TrainConfig
 from thermodiff.data import dequantize
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ConfigError, ThermodiffError
 from thermodiff.model import fast
 from thermodiff.run.checkpoint import (
     atomic_write_text,
@@ -147,6 +147,8 @@ def fit(
     if resume and has_checkpoint(run_dir):  # else stopped before its first checkpoint: start over
         start, window = _restore(run_dir, objective, ema_net, ema_extra, opt, gen)
         params = list(net.parameters()) + objective.extra_params()  # restored logits are new tensors
+        if start > train.steps:  # nothing to do would read as "trained"
+            raise ConfigError(f"cannot resume to train.steps = {train.steps}: the run is at step {start}")
     elif not resume and dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1))
@@ -258,7 +260,7 @@ def truncate_metrics(path: Path, step: int) -> None:
     for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a torn or corrupt line
             continue
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line + "\n")

@@ -15,6 +15,7 @@ from torch import nn
 from thermodiff.config import Config
 from thermodiff.data import Dataset, DataSpec, Scaling, load_dataset
 from thermodiff.errors import ConfigError
+from thermodiff.model.args import check_device
 from thermodiff.model.assemble import DiffusionModel, build_model
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.load import p_bar_of
@@ -41,7 +42,7 @@ def train(
     checkpoints/. overrides: the --set texts behind cfg (the CLI's); see config_for_run. dataset: the
     data to train on instead of cfg.data's; net: the network instead of cfg.model's, any module
     (x_t, t) -> raw with the reverse map's output channels (a classifier: (x_t, t) -> logits)."""
-    run_dir = Path(run_dir)
+    run_dir, device = Path(run_dir), check_device(device)
     with run_lock(run_dir, enabled=dist.is_main()):  # one writer: DDP's rank 0, or the one process
         if resume and dist.is_main():
             remove_temporaries(run_dir)
