@@ -251,3 +251,33 @@ def test_unwritable_output_is_named_for_itself(run: Path, tmp_path: Path, capsys
     assert main(["sample", str(run), "--out", str(ro / "s.npy")]) == 2
     err = one_line_error(capsys, "s.npy")
     assert "_panel" not in err
+
+
+TINY_IMAGES = (
+    "data.image_size=8 data.n_train=64 data.n_test=16 model.net=unet model.base=8 model.mults=1 "
+    "model.num_res_blocks=1 model.attn_resolutions= diffusion.T=10 diffusion.parameterization=eps "
+    "diffusion.variance=small train.batch=8 train.steps=5 train.log_every=5 train.ckpt_every=5 "
+    "train.sample_every=0"
+).split()
+
+
+def test_eight_bit_samples_as_npy_are_grey_levels(tmp_path: Path, capsys) -> None:
+    """`sample --out x.npy` of an 8-bit run holds integers 0..255 (as its PNG would); --raw keeps the
+    chain's continuous values, which are exactly the levels before rounding and clamping."""
+    run = tmp_path / "dl"
+    assert (
+        main(
+            ["train", "dead_leaves", "--quiet", "--out", str(run)]
+            + [a for o in TINY_IMAGES for a in ("--set", o)]
+        )
+        == 0
+    )
+    grid, raw = tmp_path / "g.npy", tmp_path / "raw.npy"
+    assert main(["sample", str(run), "--n", "4", "--no-clip", "--out", str(grid)]) == 0
+    assert main(["sample", str(run), "--n", "4", "--no-clip", "--raw", "--out", str(raw)]) == 0
+    g, r = np.load(grid), np.load(raw)
+    assert g.shape == r.shape == (4, 1, 8, 8)
+    assert np.array_equal(g, np.round(g)) and g.min() >= 0 and g.max() <= 255
+    assert not np.array_equal(r, np.round(r))  # continuous: the last step's noise
+    assert np.array_equal(g, np.clip(np.round(r), 0, 255))
+    assert main(["sample", str(run), "--raw", "--out", str(tmp_path / "x.png")]) == 2

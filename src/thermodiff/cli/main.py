@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=1.0, help="guidance gradient scale s (r = p(y|x_t)^s)")
     s.add_argument("--no-clip", action="store_true", help="images: do not keep predicted x_0 in 0..255")
     s.add_argument("--classifier", metavar="RUN", help="a noisy classifier run, for --guide")
+    s.add_argument(
+        "--raw", action="store_true", help=".npy of 8-bit images: the continuous values, not 0..255"
+    )
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)
 

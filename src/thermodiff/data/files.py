@@ -27,14 +27,15 @@ def _fmt(shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def check_out(path: Path | str) -> Path:
-    """An output path (and its panel's) must end in .png or .npy and be writable; checked before any
-    work is done."""
+def check_out(path: Path | str, panel: bool = True) -> Path:
+    """An output path (and its panel's, if one is written) must end in .png or .npy and be writable;
+    checked before any work is done."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ThermodiffError(f"--out must end in .png or .npy, got {path.name}")
     check_writable(path)  # first: an unwritable folder is named by the output itself
-    check_writable(panel_path(path))
+    if panel:
+        check_writable(panel_path(path))
     return path
 
 
