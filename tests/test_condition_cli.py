@@ -156,14 +156,17 @@ def test_sample_guided(runs, tmp_path: Path, capsys) -> None:
         assert rc == 0, err
     plain, s0, s = (np.load(tmp_path / f"{n}.npy") for n in ("plain", "s0", "s"))
     assert np.array_equal(plain, s0)  # scale 0 adds exactly 0 * Sigma * grad
-    rc, err = cli(*base, "--no-clip", "--out", str(tmp_path / "raw.npy"), capsys=capsys)
-    assert rc == 0, err
+    # .npy of 8-bit samples holds grey levels (issue 16); --raw the continuous values the box acts on
+    assert np.array_equal(plain, np.clip(np.round(plain), 0, 255))
+    for name, extra in (("plain_raw", ()), ("raw", ("--no-clip",))):
+        rc, err = cli(*base, *extra, "--raw", "--out", str(tmp_path / f"{name}.npy"), capsys=capsys)
+        assert rc == 0, err
     raw = np.load(tmp_path / "raw.npy")
 
     def outside(a: np.ndarray) -> float:  # how far samples stray outside 0..255 grey levels
         return float(np.abs(np.clip(a, 0, 255) - a).mean())
 
-    assert outside(plain) < outside(raw)  # the DataBox keeps predicted x_0 in range
+    assert outside(np.load(tmp_path / "plain_raw.npy")) < outside(raw)  # the DataBox keeps x_0 in range
     # class 1 = bright right half: guidance moves the samples' brightness to the right
     assert (s[..., S // 2 :] - s[..., : S // 2]).mean() > (plain[..., S // 2 :] - plain[..., : S // 2]).mean()
 

@@ -26,7 +26,7 @@ _ARG_RANGES = {
     "n": "[1, 1e7]",
     "draws": "[1, 1e4]",
     "parzen_samples": "[1, 1e7]",
-    "steps": "[1, 1e4]",
+    "steps": "[2, 1e4]",
     "seed": "[-2**63, 2**64)",
     "noise_std": "(0, inf)",
     "scale": "(-inf, inf)",

@@ -55,6 +55,11 @@ def cmd_evaluate(args) -> int:
     cfg, model = run.config, run.model
     out = check_writable(Path(args.run) / "eval.json")
     ds = load_dataset(cfg.data)
+    if (ds.spec.shape, ds.spec.kind) != (run.spec.shape, run.spec.kind):
+        raise ThermodiffError(
+            f"{args.run}: data.name = {cfg.data.name!r} gives {ds.spec.kind} data of shape {ds.spec.shape}, "
+            f"but the network was trained on {run.spec.kind} data of shape {run.spec.shape}"
+        )
     exact = cfg.eval.exact if args.exact is None else args.exact
     ref = {
         "K_bits": cfg.eval.reference_K_bits,

@@ -14,7 +14,7 @@ from thermodiff.cli.init import cmd_init
 from thermodiff.cli.reproduce import cmd_reproduce
 from thermodiff.cli.sample import cmd_sample
 from thermodiff.cli.train import cmd_train
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ThermodiffError, first_line
 
 
 def _add_condition_commands(sub) -> None:
@@ -79,7 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--exact", dest="exact", action="store_true", default=None, help="all t")
     g.add_argument("--stochastic", dest="exact", action="store_false", help="one random t per example")
     e.add_argument("--n", type=int, help="number of examples (default: eval.n)")
-    e.add_argument("--draws", type=int, default=1, help="--stochastic: uniform t per example, averaged")
+    e.add_argument(
+        "--draws",
+        type=int,
+        default=1,
+        help="estimates per example, averaged (--stochastic: t; --exact: x_t per step)",
+    )
     e.add_argument("--json", action="store_true")
     e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
     e.add_argument("--parzen-samples", type=int, default=10_000, help="model samples for --parzen")
@@ -96,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=1.0, help="guidance gradient scale s (r = p(y|x_t)^s)")
     s.add_argument("--no-clip", action="store_true", help="images: do not keep predicted x_0 in 0..255")
     s.add_argument("--classifier", metavar="RUN", help="a noisy classifier run, for --guide")
+    s.add_argument(
+        "--raw", action="store_true", help=".npy of 8-bit images: the continuous values, not 0..255"
+    )
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)
 
@@ -129,12 +137,23 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"thermodiff: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
+        if not _out_of_memory(e):
+            raise
+        print(f"thermodiff: error: out of memory ({first_line(e)}): ask for less", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("thermodiff: interrupted", file=sys.stderr)
         return 130
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """An allocation that failed (CPU or GPU), whatever asked for it: a size the machine cannot hold."""
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def _interrupt(signum, frame) -> None:

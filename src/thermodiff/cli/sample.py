@@ -21,7 +21,9 @@ def cmd_sample(args) -> int:
     device = device_of(args.device)
     run = load_run(Path(args.run), device)
     model, spec, units = run.model, run.spec, run.units
-    out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png")
+    out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png", panel=False)
+    if args.raw and out.suffix != ".npy":
+        raise ThermodiffError("--raw goes with --out FILE.npy (a PNG holds grey levels)")
     gen = torch.Generator(device).manual_seed(args.seed)
     kernel = model.kernel()
     mults = [] if args.no_clip else data_box(model, units)
@@ -40,8 +42,8 @@ def cmd_sample(args) -> int:
     if out.suffix == ".npy":
         import io
 
-        buf = io.BytesIO()
-        np.save(buf, x.numpy())
+        buf = io.BytesIO()  # 8-bit images on their grid 0..255 unless --raw (the chain's last values)
+        np.save(buf, (x if args.raw else units.to_levels(x)).numpy())
         atomic_write_bytes(out, buf.getvalue())
     elif len(spec.shape) == 1 and spec.shape[0] == 2:
         scatter(x, out, title=f"{args.n} samples")

@@ -224,6 +224,7 @@ def resolve_config_path(name_or_path: str) -> Path:
 
 def load_toml(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load a TOML config (path or bundled name) and apply `section.field=value` overrides."""
+    _check_overrides(overrides)
     path = resolve_config_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -239,6 +240,7 @@ def load_toml(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) ->
 
 def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
     """Apply `section.field=value` overrides to an existing Config."""
+    _check_overrides(overrides)
     d = cfg.to_dict()
     for text in overrides:
         section, name, value = _parse_override(text)
@@ -246,6 +248,12 @@ def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Confi
             raise ConfigError(f"unknown config section [{section}]")
         d[section][name] = value
     return from_dict(d)
+
+
+def _check_overrides(overrides) -> None:
+    """A list of texts, not one text (whose characters would be taken one by one)."""
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"overrides must be a list of 'section.field=value' texts, not {overrides!r}")
 
 
 def replace_section(cfg: Config, section: str, **changes: Any) -> Config:

@@ -47,10 +47,13 @@ class Scaling:
         # Around the global mean, not each dimension's: per-dimension centring shrinks the variance
         # of MNIST by (66.2 / 78.7)^2 and would move K by 0.25 bits/dim from the paper's units.
         var = flat.sub(mean).square().mean().item()
+        if not (math.isfinite(mean) and math.isfinite(var)):  # e.g. data.sigma = 1e308
+            raise DataError(
+                "the training values' mean or variance overflows (values too large for float64): "
+                "nothing to scale to unit variance"
+            )
         if not var > 0:
             raise DataError("every training value is the same value: nothing to scale to unit variance")
-        if not var < math.inf:
-            raise DataError("the training values' variance overflows: nothing to scale to unit variance")
         return Scaling((mean,) * flat.shape[1], 1.0 / math.sqrt(var))
 
     @staticmethod

@@ -27,14 +27,16 @@ def _fmt(shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def check_out(path: Path | str) -> Path:
-    """An output path (and its panel's) must end in .png or .npy and be writable; checked before any
-    work is done."""
+def check_out(path: Path | str, panel: bool = True) -> Path:
+    """An output path (and its panel's, if one is written) must end in .png or .npy and be writable;
+    checked before any work is done."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ThermodiffError(f"--out must end in .png or .npy, got {path.name}")
-    check_writable(panel_path(path))
-    return check_writable(path)
+    check_writable(path)  # first: an unwritable folder is named by the output itself
+    if panel:
+        check_writable(panel_path(path))
+    return path
 
 
 def panel_path(out: Path) -> Path:
@@ -130,6 +132,8 @@ def read_mask(path: Path | str, units: Units, n: int) -> Tensor:
 def write_data(path: Path, x: Tensor, units: Units) -> Path:
     """(N, *shape) data units -> .npy (float64, as is) or PNG (one image, or a row of N), atomically."""
     path = Path(path)
+    if not torch.isfinite(x).all():  # e.g. an input far outside the data's range
+        raise ThermodiffError(f"the result holds NaN or infinite values; nothing written to {path}")
     if path.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, x.detach().cpu().numpy())

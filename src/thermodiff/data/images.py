@@ -11,6 +11,7 @@ import gzip
 import io
 import math
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.data.root import data_root
-from thermodiff.errors import DataError
+from thermodiff.errors import DataError, first_line
 
 if TYPE_CHECKING:
     from thermodiff.config import DataConfig
@@ -183,10 +184,14 @@ def _image_files(source: Path, under: str) -> Iterator[tuple[str, io.BufferedIOB
 def decode_image(f, name: str, size: int | None = None, grayscale: bool = False) -> np.ndarray:
     """One 8-bit image file -> uint8 (H, W, C), C = 1 if grayscale (a colour image is an error) else 3."""
     try:
-        with Image.open(f) as im:
-            if im.mode in ("I", "F") or im.mode.startswith("I;"):
-                raise DataError(f"{name}: {im.mode} image (16-bit or float), expected 8 bits per channel")
-            rgb = im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refused
+            with Image.open(f) as im:
+                if im.mode in ("I", "F") or im.mode.startswith("I;"):
+                    raise DataError(f"{name}: {im.mode} image (16-bit or float), expected 8 bits per channel")
+                rgb = im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's pixel limit
+        raise DataError(f"{name}: too many pixels to decode ({first_line(e)})") from None
     except (OSError, SyntaxError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{name}: not a readable image ({e})") from None
     if size:

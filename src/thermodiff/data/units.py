@@ -63,6 +63,12 @@ class Units:
         x = x.to(torch.float64)
         return (x if self.spec.kind == "binary" else x / WHITE).clamp(0, 1)
 
+    def to_levels(self, x: Tensor) -> Tensor:
+        """Data units -> the data's own grid: 8-bit images rounded and clamped to the grey levels
+        0..255 (integers as float64), as a PNG of them would hold; other data unchanged."""
+        x = x.to(torch.float64)
+        return x.round().clamp(0, WHITE) if self.eight_bit else x
+
     def model_to_pixels(self, y: Tensor) -> Tensor:
         """Model space -> [0, 1] for 8-bit images (to_data, then to_pixels); other data in data units."""
         x = self.to_data(y)

@@ -15,7 +15,8 @@ from thermodiff.diffusion.bound import (
     mean_and_stderr,
     to_bits,
 )
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ThermodiffError, first_line
+from thermodiff.model.args import check_choice, check_count, check_device
 from thermodiff.model.assemble import DiffusionModel, dims
 
 _FIELDS = ("kl", "prior", "edge", "entropy_T", "entropy_1", "log_null")
@@ -44,8 +45,8 @@ def evaluate_bound(
     """Per-example terms of K on x (model space); with exact=True every t, and the mean KL per t,
     else `draws` uniform t per example, averaged. With grid = (bin_width, lo, hi), x lies on that
     grid and the edge term is the discretized one."""
-    if draws < 1 or (exact and draws > 1):
-        raise ThermodiffError(f"--draws {draws}: needs >= 1, and more than one needs --stochastic")
+    if draws < 1:
+        raise ThermodiffError(f"--draws {draws}: needs >= 1")
     gen = torch.Generator(device).manual_seed(seed)
     kernel = model.kernel()
     fn = model.model_fn(kernel)
@@ -60,10 +61,11 @@ def evaluate_bound(
     parts, per_t = [], None
     for xb in x.split(batch):
         xb = xb.to(device)
-        if exact:
-            terms, kl_t = bound_exact(kernel, fn, xb, gen)
+        if exact:  # `draws` x_t per step and example, averaged
+            runs = [bound_exact(kernel, fn, xb, gen) for _ in range(draws)]
+            kl_t = torch.stack([kl for _, kl in runs]).mean(0)
             per_t = kl_t.sum(1) if per_t is None else per_t + kl_t.sum(1)
-            parts.append(on_grid(terms, xb))
+            parts.append(_average([on_grid(terms, xb) for terms, _ in runs]))
         else:
             parts.append(
                 _average([on_grid(bound_stochastic(kernel, fn, xb, gen)[0], xb) for _ in range(draws)])
@@ -83,12 +85,28 @@ def report(
     draws: int = 1,
 ) -> dict:
     """The evaluation JSON (`evaluate --json`): K, K - L_null, L_null, stderr, per dimension, terms, truth.
-    draws: uniform t per example when not exact (their mean: the same expectation, a smaller stderr)."""
+    draws: uniform t per example when not exact, else x_t draws per step (their mean: the same
+    expectation, a smaller stderr)."""
+    check_count("n", n)
+    check_count("batch", batch)
+    check_count("draws", draws, 1, 10_000)
+    check_choice("split", split, ("test", "train"))
+    device = check_device(device)
     x = (ds.test if split == "test" else ds.train)[:n]
+    if tuple(x.shape[1:]) != tuple(ds.spec.shape):
+        raise ThermodiffError(f"the data's examples have shape {tuple(x.shape[1:])}, not {ds.spec.shape}")
     grid_x = x
     if ds.spec.kind == "image8":  # paper units: dequantized, continuous (P 3.2, Theis et al. 2015)
         x = dequantize(x, ds.scaling.scale, torch.Generator().manual_seed(1))
-    terms, per_t = evaluate_bound(model, x, exact, batch, device=device, draws=draws)
+    try:
+        terms, per_t = evaluate_bound(model, x, exact, batch, device=device, draws=draws)
+    except RuntimeError as e:  # the network's input layer refuses examples of another shape
+        if "shape" not in str(e) and "size" not in str(e) or "allocate" in str(e):
+            raise
+        raise ThermodiffError(
+            f"the data ({ds.spec.kind}, examples of shape {ds.spec.shape}) do not fit this model's "
+            f"network ({first_line(e)})"
+        ) from None
     d = dims(ds.spec.shape)
     per = ds.spec.units_per_example
     K, K_se = mean_and_stderr(to_bits(terms.K) / per)
@@ -106,7 +124,7 @@ def report(
         "dims": d,
         "units_per_example": per,
         "n_examples": int(x.shape[0]),
-        "t_draws": "all t (exact)" if exact else _draws_text(draws),
+        "t_draws": _draws_text(exact, draws),
         "exact": exact,
         "split": split,
         "T": model.schedule.T,
@@ -154,7 +172,9 @@ def _terms_bits(terms: BoundTerms, t_first: int, per: float) -> dict:
     return out
 
 
-def _draws_text(draws: int) -> str:
+def _draws_text(exact: bool, draws: int) -> str:
+    if exact:
+        return "all t (exact)" if draws == 1 else f"all t (exact), {draws} x_t per step, averaged"
     return "one uniform t per example" if draws == 1 else f"{draws} uniform t per example, averaged"
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from thermodiff.model.args import check_count, check_device
+
 if TYPE_CHECKING:
     from thermodiff.data.units import Units
 
@@ -106,6 +108,9 @@ def parzen_report(
     The paper's validation images were MNIST training indices 50k-60k, which we do not have (only the
     first 10k training images ship in shared/data); the last 1,000 of the training images stand in for
     them. They were also seen in training, which may favour a narrower sigma than unseen images would."""
+    check_count("n_samples", n_samples)
+    check_count("n_valid", n_valid)
+    device = check_device(device)
     units = ds.units
     samples = model_samples_01(model, units, n_samples, seed, device)
     valid = units.model_to_pixels(ds.train[-n_valid:])

@@ -76,8 +76,19 @@ def save_checkpoint(
 ) -> Path:
     """Write one checkpoint atomically and point LATEST at it; prune all but the newest KEEP."""
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
+    try:
+        return _write_checkpoint(root, name, step, tensors, meta, train_state)
+    except (OSError, SafetensorError, RuntimeError) as e:  # a full disk: torch.save says "unexpected pos"
+        why = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
+        if "unexpected pos" in why:  # torch.save's short write
+            why = f"No space left on device? torch.save: {why}"
+        kept = "the previous checkpoint is kept" if (root / "LATEST").exists() else "nothing saved"
+        raise CheckpointError(f"cannot write checkpoint {name} in {root} ({why}); {kept}") from None
+
+
+def _write_checkpoint(root: Path, name: str, step: int, tensors: dict, meta: dict, train_state) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
@@ -132,8 +143,8 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise CheckpointError(f"{path}/meta.json is missing or corrupt ({type(e).__name__})") from None
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        raise CheckpointError(f"{path}/meta.json is {_unreadable(e)}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}/meta.json is not a {FORMAT} file")
     step = meta.get("step")
@@ -144,7 +155,7 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     try:
         tensors = load_file(path / "weights.safetensors")
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}/weights.safetensors is missing or corrupt ({first_line(e)})") from None
+        raise CheckpointError(f"{path}/weights.safetensors is {_unreadable(e)}") from None
     state = None
     if with_train_state:
         try:
@@ -154,10 +165,18 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
             if not isinstance(state, dict):
                 raise TypeError("not a dictionary")
         except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file
-            raise CheckpointError(
-                f"{path}/train_state.pt is missing or corrupt ({type(e).__name__})"
-            ) from None
+            raise CheckpointError(f"{path}/train_state.pt is {_unreadable(e)}") from None
     return tensors, meta, state
+
+
+def _unreadable(e: BaseException) -> str:
+    """Why a checkpoint file cannot be read, as the rest of a one-line message."""
+    if isinstance(e, PermissionError):
+        return "not readable (permission denied)"
+    if isinstance(e, RecursionError):
+        return "corrupt (nested too deeply)"
+    detail = first_line(e) if isinstance(e, (SafetensorError, RuntimeError)) else type(e).__name__
+    return f"missing or corrupt ({detail})"
 
 
 def state_dict_under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

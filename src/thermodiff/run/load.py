@@ -14,6 +14,7 @@ from thermodiff.data import Dataset, DataSpec, Scaling
 from thermodiff.data.units import KINDS, Units
 from thermodiff.diffusion.schedules import Schedule
 from thermodiff.errors import CheckpointError
+from thermodiff.model.args import check_device
 from thermodiff.model.assemble import DiffusionModel, build_model
 from thermodiff.run.checkpoint import latest_checkpoint, load_checkpoint, must_fit, state_dict_under
 
@@ -103,6 +104,7 @@ class Run:
 
 def load_run(run_dir: Path | str, device: str = "cpu", ema: bool = True) -> Run:
     """The run in a directory, its model with EMA weights by default, on `device`."""
+    device = check_device(device)
     tensors, meta = latest_state(run_dir)
     task = task_of(meta)
     if task != "diffusion":

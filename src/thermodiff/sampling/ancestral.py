@@ -18,6 +18,7 @@ from thermodiff.data.units import Units
 from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
+from thermodiff.model.args import check_count, check_device
 from thermodiff.sampling.multipliers import DataBox
 from thermodiff.sampling.pairing import Multiplier, check_pairing
 
@@ -79,7 +80,8 @@ def sample(
     """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
     (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set)."""
     if x_T is None:
-        x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
+        check_count("n", n)
+        x_T = kernel.prior_sample((n, *shape), generator=generator, device=check_device(device))
     states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
     return deque(states, maxlen=1)[0][1]
 

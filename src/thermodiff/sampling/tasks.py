@@ -38,6 +38,8 @@ def denoise(
     kernel, shape = model.kernel(), tuple(y.shape[1:])
     if not isinstance(kernel, GaussianKernel):
         raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
+    if not 0 < noise_std < float("inf"):
+        raise ThermodiffError(f"noise_std = {noise_std} must lie in (0, inf)")
     mults = [*first, GaussianObservation(y, noise_std, shape=shape)]
     return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, mults, x_T=y)
 
@@ -174,8 +176,8 @@ def interpolate_file(
     device: str = "cpu",
 ) -> list[Path]:
     """`thermodiff interpolate`: `steps` mixes lambda = 0..1 of a and b through step t (default T/2)."""
-    if steps < 2:
-        raise ThermodiffError(f"--steps must be at least 2, got {steps}")
+    if not 2 <= steps <= 10_000:  # as the CLI's --steps
+        raise ThermodiffError(f"--steps = {steps} must lie in [2, 1e4]")
     out, loaded, gen = _setup(run, out, seed, device, "interpolated")
     model, units = loaded.model, loaded.units
     xs = [read_data(p, units) for p in (a, b)]

@@ -88,6 +88,16 @@ def mean_over_ranks(value: float) -> float:
     return v.item() / world_size()
 
 
+def gather(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's tensor of one shape, stacked in rank order on the CPU (one process: t[None])."""
+    if not is_distributed():
+        return t.detach().cpu()[None]
+    mine = t.detach().to(_reduce_device())
+    parts = [torch.empty_like(mine) for _ in range(world_size())]
+    torch.distributed.all_gather(parts, mine)
+    return torch.stack(parts).cpu()
+
+
 def check_in_sync(tensors: list[torch.Tensor]) -> None:
     """Raise if the tensors (parameters, EMA, schedule) are not identical on every rank: a
     fingerprint per tensor (sum and sum of squares in float64) compared by all-gather. DDP keeps

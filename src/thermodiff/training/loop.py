@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from thermodiff.config import TrainConfig
 from thermodiff.data import dequantize
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ConfigError, ThermodiffError
 from thermodiff.model import fast
 from thermodiff.run.checkpoint import (
     atomic_write_text,
@@ -38,6 +38,7 @@ from thermodiff.run.checkpoint import (
 )
 from thermodiff.run.load import check_weights
 from thermodiff.training import distributed as dist
+from thermodiff.training.window import window_of, window_state
 
 
 class Objective(Protocol):
@@ -142,10 +143,12 @@ def fit(
     params = list(net.parameters()) + objective.extra_params()
     opt = fast.adamw(params, lr=train.lr, weight_decay=train.weight_decay)  # fused on a GPU
     gen = torch.Generator(device).manual_seed(train.seed)
-    start = 0
+    start, window = 0, []
     if resume and has_checkpoint(run_dir):  # else stopped before its first checkpoint: start over
-        start = _restore(run_dir, objective, ema_net, ema_extra, opt, gen)
+        start, window = _restore(run_dir, objective, ema_net, ema_extra, opt, gen)
         params = list(net.parameters()) + objective.extra_params()  # restored logits are new tensors
+        if start > train.steps:  # nothing to do would read as "trained"
+            raise ConfigError(f"cannot resume to train.steps = {train.steps}: the run is at step {start}")
     elif not resume and dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1))
@@ -153,10 +156,10 @@ def fit(
     wrapped = dist.wrap(net)
     shard = dist.shard(train.batch)
     bar = _progress(start, train.steps, progress)
-    window, t0 = [], time.time()
+    t0 = time.time()
 
     def save(step: int) -> None:
-        _save(run_dir, step, objective, params, ema_net, ema_extra, opt, gen)
+        _save(run_dir, step, objective, params, ema_net, ema_extra, opt, gen, window)
 
     for step in range(start, train.steps):
         if objective.reseeds_dropout:
@@ -222,18 +225,19 @@ def _progress(start: int, total: int, enabled: bool):
     return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True)
 
 
-def _save(run_dir, step, objective: Objective, params, ema_net, ema_extra, opt, gen) -> None:
+def _save(run_dir, step, objective: Objective, params, ema_net, ema_extra, opt, gen, window) -> None:
     dist.check_in_sync(params + list(ema_net.parameters()) + ema_extra)
+    carried = window_state(window)  # a collective: before rank 0 alone goes on
     if not all(torch.isfinite(p).all() for p in params):  # e.g. between two log steps
         raise ThermodiffError(f"training diverged: NaN or infinite weights at step {step}; not saved")
     if not dist.is_main():
         return
     tensors, meta, extra_state = objective.checkpoint(ema_net, ema_extra)
-    state = {"optimizer": opt.state_dict(), **generator_state(gen), **extra_state}
+    state = {"optimizer": opt.state_dict(), **generator_state(gen), **extra_state, **carried}
     save_checkpoint(run_dir, step, tensors, meta, state)
 
 
-def _restore(run_dir, objective: Objective, ema_net, ema_extra, opt, gen) -> int:
+def _restore(run_dir, objective: Objective, ema_net, ema_extra, opt, gen) -> tuple[int, list]:
     path = latest_checkpoint(run_dir)
     tensors, meta, state = load_checkpoint(path, with_train_state=True)
     check_weights(tensors, path)
@@ -244,7 +248,7 @@ def _restore(run_dir, objective: Objective, ema_net, ema_extra, opt, gen) -> int
         opt.param_groups[0]["params"] = list(objective.net.parameters()) + objective.extra_params()
         fast.load_optimizer_state(opt, state["optimizer"])  # keeps this device's fused/foreach choice
         restore_generator(gen, state)
-    return meta["step"]
+    return meta["step"], window_of(state, gen.device)
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -256,7 +260,7 @@ def truncate_metrics(path: Path, step: int) -> None:
     for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a torn or corrupt line
             continue
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line + "\n")

@@ -33,7 +33,7 @@ def config_for_run(
         raise ConfigError(f"cannot resume: {path} not found")
     try:
         saved = from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
         raise ConfigError(f"cannot resume: {path} is corrupt ({first_line(e)})") from None
     keys = None if overrides is None else [o.split("=", 1)[0].strip() for o in overrides]
     for key in (*_IDENTITY, *(keys or ())):

@@ -16,10 +16,13 @@ from thermodiff.config import Config, replace_section
 from thermodiff.data import DATASETS, Dataset, DataSpec, Scaling, load_dataset
 from thermodiff.data.sources import pin_path
 from thermodiff.errors import ConfigError
+from thermodiff.model.args import check_device
 from thermodiff.model.assemble import DiffusionModel, build_model
 from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.load import p_bar_of
+from thermodiff.run.lock import remove_temporaries, run_lock
+from thermodiff.training import distributed as dist
 from thermodiff.training.classifier import classifier_data, forward_setup
 from thermodiff.training.loop import Examples, fit
 from thermodiff.training.objectives import ClassifierData, CrossEntropy, NegativeBound
@@ -41,8 +44,15 @@ def train(
     checkpoints/. overrides: the --set texts behind cfg (the CLI's); see config_for_run. dataset: the
     data to train on instead of cfg.data's; net: the network instead of cfg.model's, any module
     (x_t, t) -> raw with the reverse map's output channels (a classifier: (x_t, t) -> logits)."""
-    run_dir = Path(run_dir)
-    cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
+    run_dir, device = Path(run_dir), check_device(device)
+    with run_lock(run_dir, enabled=dist.is_main()):  # one writer: DDP's rank 0, or the one process
+        if resume and dist.is_main():
+            remove_temporaries(run_dir)
+        cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
+        return _train(cfg, run_dir, device, resume, on_log, progress, dataset, net)
+
+
+def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path:
     if cfg.train.task != "diffusion":
         return train_classifier(cfg, run_dir, device, resume, on_log, progress, dataset, net)
     ds = load_dataset(cfg.data) if dataset is None else dataset
