@@ -21,7 +21,9 @@ from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.assemble import DiffusionModel
+from thermodiff.diffusion.respace import Spacing
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
+from thermodiff.sampling.chain import Chain, chain_of
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
 
@@ -32,14 +34,20 @@ def denoise(
     noise_std: float,
     generator: torch.Generator | None = None,
     first: Sequence[Multiplier] = (),
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> Tensor:
     """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C).
-    `first`: multipliers applied before the product (e.g. data_box)."""
-    kernel, shape = model.kernel(), tuple(y.shape[1:])
-    if not isinstance(kernel, GaussianKernel):
+    `first`: multipliers applied before the product (e.g. data_box); steps, sampler, eta: chain_of."""
+    if not isinstance(model.kernel(), GaussianKernel):
         raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
+    if sampler == "ddim" and eta == 0:
+        raise ThermodiffError("denoising with DDIM needs --eta > 0: r(x) cannot tilt a deterministic step")
+    c, shape = chain_of(model, steps, sampler, eta), tuple(y.shape[1:])
     mults = [*first, GaussianObservation(y, noise_std, shape=shape)]
-    return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, mults, x_T=y)
+    n = y.shape[0]
+    return sample(c.kernel, c.model_fn, shape, n, generator, y.device, mults, y, c.transform)
 
 
 def inpaint(
@@ -49,13 +57,18 @@ def inpaint(
     generator: torch.Generator | None = None,
     first: Sequence[Multiplier] = (),
     schedule: str = "forward",
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> Tensor:
     """p(x) delta(x_known - values), mask True = known; known coordinates come out bit-exact in model
     space. schedule "constant": the delta at every step from x_T = noise with known pixels set (P 2.5,
-    bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values)."""
+    bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values) of the chain
+    sampled (respaced or not). steps, sampler, eta: chain_of."""
     if schedule not in ("constant", "forward"):
         raise ThermodiffError(f"unknown inpainting schedule {schedule!r}; expected constant or forward")
-    kernel, shape, n = model.kernel(), tuple(values.shape[1:]), values.shape[0]
+    c = chain_of(model, steps, sampler, eta)
+    kernel, shape, n = c.kernel, tuple(values.shape[1:]), values.shape[0]
     bits = isinstance(kernel, BinomialKernel)
     if bits:
         r = BernoulliMask(values, mask, shape=shape)
@@ -64,13 +77,20 @@ def inpaint(
     x_T = kernel.prior_sample((n, *shape), generator=generator, device=values.device)
     x_T = r.fill(x_T) if schedule == "constant" or bits else x_T
     mults = [*first, r]
-    return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, mults, x_T=x_T)
+    return sample(kernel, c.model_fn, shape, n, generator, values.device, mults, x_T, c.transform)
 
 
 def guidance(
-    classifier_run: Path | str, label: int, scale: float, model: DiffusionModel, scaling: Scaling, device: str
+    classifier_run: Path | str,
+    label: int,
+    scale: float,
+    model: DiffusionModel,
+    scaling: Scaling,
+    device: str,
+    chain: Chain | None = None,
 ) -> list[Multiplier]:
-    """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
+    """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1);
+    on a respaced `chain` the classifier sees the original steps, as the network does."""
     from thermodiff.sampling.guidance import load_classifier
 
     kernel = model.kernel()
@@ -78,7 +98,12 @@ def guidance(
         raise ThermodiffError("classifier guidance needs a Gaussian kernel (this run is binomial)")
     clf = load_classifier(Path(classifier_run), device)
     clf.check_matches(kernel.betas.detach(), scaling)
-    return [ClassifierGuidance(clf.guide(int(label)), scale)]
+    if chain is not None and chain.transform is not None and chain.transform.eta == 0:
+        raise ThermodiffError("guidance with DDIM needs --eta > 0: r(x) cannot tilt a deterministic step")
+    guide = clf.guide(int(label))
+    if chain is not None and chain.timesteps is not None:
+        return [ClassifierGuidance(lambda x_t, t: guide(x_t, chain.original(t)), scale)]
+    return [ClassifierGuidance(guide, scale)]
 
 
 def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name: str):
