@@ -23,7 +23,9 @@ KEPT = (1, 2, 7, 20, 21, 44, 60)
 
 
 def _gaussian_kernels():
-    return [GaussianKernel(b) for b in (paper_betas(T, 1e-4), linear_betas(T, 1e-4, 0.2), cosine_betas(T, 1e-4))]
+    return [
+        GaussianKernel(b) for b in (paper_betas(T, 1e-4), linear_betas(T, 1e-4, 0.2), cosine_betas(T, 1e-4))
+    ]
 
 
 @pytest.mark.parametrize("kernel", _gaussian_kernels(), ids=["paper", "linear", "cosine"])
@@ -137,7 +139,10 @@ def test_respaced_equilibrium_reversal_has_K_equal_to_L_null() -> None:
 
 
 def test_inpainting_on_a_respaced_chain_keeps_known_pixels_bit_exact() -> None:
-    model = build_model(make_tiny_cfg("diffusion.parameterization=eps", "diffusion.variance=learned_range", "diffusion.T=30"), (2,))
+    model = build_model(
+        make_tiny_cfg("diffusion.parameterization=eps", "diffusion.variance=learned_range", "diffusion.T=30"),
+        (2,),
+    )
     values = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     mask = torch.tensor([[True, False]]).expand(8, 2)
     for schedule in ("forward", "constant"):

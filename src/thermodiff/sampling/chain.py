@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,8 @@ from thermodiff.diffusion.respace import Respacing, Spacing
 from thermodiff.errors import ThermodiffError
 from thermodiff.sampling.ancestral import StepMap
 from thermodiff.sampling.ddim import DDIMStep
+from thermodiff.sampling.multipliers import ClassifierGuidance, DataBox, Mask
+from thermodiff.sampling.pairing import Multiplier
 
 if TYPE_CHECKING:
     from thermodiff.model.assemble import DiffusionModel
@@ -36,9 +40,22 @@ class Chain:
         """The original step of the chain's step t."""
         return t if self.timesteps is None else self.timesteps.to(t.device)[t]
 
-    def box_kernel(self):
-        """What a DataBox reads x_0 back through: DDIM's step, else the chain's kernel."""
-        return self.kernel if self.transform is None else self.transform
+    def adapt(self, multipliers: Sequence[Multiplier]) -> list[Multiplier]:
+        """The multipliers rebound to this chain: a DataBox reads x_0 through its steps (DDIM's step
+        when DDIM), a forward-schedule Mask follows its kernel, a guiding classifier sees the original
+        steps; the rest tilt any step as they are."""
+        out = []
+        for r in multipliers:
+            if isinstance(r, DataBox):
+                r = DataBox(self.kernel if self.transform is None else self.transform, r.lo, r.hi)
+            elif isinstance(r, Mask) and r.kernel is not None:
+                r = copy.copy(r)
+                r.kernel = self.kernel
+            elif isinstance(r, ClassifierGuidance) and self.timesteps is not None:
+                fn = r.log_prob_fn
+                r = ClassifierGuidance(lambda x_t, t, fn=fn: fn(x_t, self.original(t)), r.scale)
+            out.append(r)
+        return out
 
 
 def chain_of(
