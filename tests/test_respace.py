@@ -148,3 +148,16 @@ def test_inpainting_on_a_respaced_chain_keeps_known_pixels_bit_exact() -> None:
     for schedule in ("forward", "constant"):
         out = inpaint(model, values, mask, torch.Generator().manual_seed(1), schedule=schedule, steps=7)
         assert torch.equal(out[:, 0], values[:, 0]) and out[:, 1].isfinite().all()
+
+
+def test_binomial_respaced_chain_samples_bits_and_has_a_finite_bound() -> None:
+    cfg = make_tiny_cfg(
+        "diffusion.kernel=binomial", "data.name=heartbeat", "diffusion.parameterization=offset"
+    )
+    model = build_model(cfg, (20,), p_bar=0.3)
+    kernel, fn = model.chain(4)
+    assert kernel.T == 4 and float(kernel.betas[-1]) == 1.0  # beta_T = 1 composes to 1
+    x = sample(kernel, fn, (20,), 16, torch.Generator().manual_seed(0))
+    assert bool(((x == 0) | (x == 1)).all())
+    terms, _ = bound_exact(kernel, fn, x, torch.Generator().manual_seed(1))
+    assert bool(torch.isfinite(terms.K).all())

@@ -49,7 +49,11 @@ def evaluate_bound(
     if draws < 1 or (exact and draws > 1):
         raise ThermodiffError(f"--draws {draws}: needs >= 1, and more than one needs --stochastic")
     gen = torch.Generator(device).manual_seed(seed)
-    kernel, fn = model.chain(steps)
+    if steps is None:
+        kernel = model.kernel()
+        fn = model.model_fn(kernel)
+    else:
+        kernel, fn = model.chain(steps)
     lo, hi = (None, None) if grid is None else (grid[1].to(device), grid[2].to(device))
 
     def on_grid(terms: BoundTerms, xb: torch.Tensor) -> BoundTerms:  # the discretized edge term
