@@ -15,6 +15,8 @@ from thermodiff.nets import register_net
 from thermodiff.plots.draw import condition_panel
 from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import data_box, sample, sample_grid
+from thermodiff.sampling.chain import chain_of
+from thermodiff.sampling.ddim import ddim_encode
 from thermodiff.sampling.guidance import Classifier, accuracy, load_classifier
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import (
@@ -58,6 +60,8 @@ __all__ = [
     # sampling and multiplying by r(x) (P 2.5)
     "sample",
     "sample_grid",
+    "chain_of",
+    "ddim_encode",
     "data_box",
     "denoise",
     "inpaint",

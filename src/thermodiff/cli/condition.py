@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from thermodiff.cli.args import device_of
+from thermodiff.cli.chain import chain_kwargs
 
 
 def cmd_condition(args) -> int:
@@ -19,13 +20,17 @@ def cmd_condition(args) -> int:
             device=device,
             clip=not args.no_clip,
             **common,
+            **chain_kwargs(args),
         )
     elif args.command == "inpaint":
         kw = {"device": device, "clip": not args.no_clip, "schedule": args.schedule, **common}
+        kw.update(chain_kwargs(args))
         paths = tasks.inpaint_file(args.run, args.input, args.mask, **kw)
     else:
         kw = {"t": args.t, "steps": args.steps, "device": device, **common}
-        paths = tasks.interpolate_file(args.run, args.a, args.b, **kw)
+        kw.update(chain_steps=args.chain_steps, sampler=args.sampler, eta=args.eta)
+        paths, how = tasks.interpolate_file(args.run, args.a, args.b, **kw)
+        print(how)
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -37,11 +37,28 @@ def format_report(r: dict) -> str:
             f"  Parzen       = {r['parzen_bits']:9.1f} ± {r['parzen_stderr_bits']:.1f} bits/image"
             f" ({r['parzen_nats']:.1f} nats; sigma {r['parzen_sigma']:.3f}, {r['parzen_samples']} samples)"
         )
+    if "respaced" in r:
+        lines += respaced_lines(r["respaced"], unit)
     paper = r.get("paper", {})
     if paper:
         ref = ", ".join(f"{k} = {v}" for k, v in paper.items())
         lines.append(f"  paper (Table 1): {ref}")
     return "\n".join(lines)
+
+
+def respaced_lines(s: dict, unit: str) -> list[str]:
+    """The respaced chain's K beside the full chain's (evaluate --steps)."""
+    lines = [
+        f"  respaced chain, {s['n_steps']} steps ({s['steps']}), the same examples:",
+        f"    K          = {s['K_bits']:9.4f} ± {s['stderr_bits']:.4f} {unit};  minus the full chain's K = "
+        f"{s['minus_full_K_bits']:.4f} ± {s['minus_full_K_stderr_bits']:.4f} (paired)",
+        f"    K - L_null = {s['K_minus_Lnull_bits']:9.4f} ± {s['K_minus_Lnull_stderr_bits']:.4f} {unit}",
+    ]
+    if "gap_to_truth_bits" in s:
+        lines.append(f"    gap truth - K = {s['gap_to_truth_bits']:.4f} ± {s['gap_stderr_bits']:.4f}")
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in s["terms_bits"].items())
+    lines.append(f"    terms: {terms}")
+    return lines
 
 
 def cmd_evaluate(args) -> int:
@@ -67,7 +84,8 @@ def cmd_evaluate(args) -> int:
     }
     if args.parzen and (not ds.units.eight_bit or args.parzen_samples < 1):
         raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
-    r = report(model, ds, args.n or cfg.eval.n, exact, cfg.eval.batch, device, args.split, ref, args.draws)
+    n, steps = args.n or cfg.eval.n, args.chain_steps
+    r = report(model, ds, n, exact, cfg.eval.batch, device, args.split, ref, args.draws, steps)
     r["step"] = run.step
     if not math.isfinite(r["K_bits"]):
         raise ThermodiffError(f"K = {r['K_bits']}: the bound is not finite for this model; nothing written")

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from thermodiff.cli.args import check_args
+from thermodiff.cli.chain import add_chain_args
 from thermodiff.cli.condition import cmd_condition
 from thermodiff.cli.evaluate import cmd_evaluate
 from thermodiff.cli.init import cmd_init
@@ -42,6 +43,9 @@ def _add_condition_commands(sub) -> None:
     n.add_argument("--b", required=True)
     n.add_argument("--t", type=int, help="the step to mix at (default T/2)")
     n.add_argument("--steps", type=int, default=8, help="number of mixes, lambda = 0..1")
+    add_chain_args(d)
+    add_chain_args(i)
+    add_chain_args(n, "--chain-steps")  # --steps is the number of mixes here
     for c in (d, i, n):
         c.add_argument("--out", help="FILE.png or FILE.npy (default RUN/samples/); figure: FILE_panel.png")
         c.add_argument("--seed", type=int, default=0)
@@ -89,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--parzen", action="store_true", help="also the Parzen-window estimate (P 3.3)")
     e.add_argument("--parzen-samples", type=int, default=10_000, help="model samples for --parzen")
     e.add_argument("--device", default="auto")
+    add_chain_args(e, sampler=False)
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("sample", help="draw samples to PNG or .npy")
@@ -104,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--raw", action="store_true", help=".npy of 8-bit images: the continuous values, not 0..255"
     )
+    add_chain_args(s)
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)
 

@@ -17,6 +17,7 @@ def cmd_sample(args) -> int:
     from thermodiff.run.checkpoint import atomic_write_bytes
     from thermodiff.run.load import load_run
     from thermodiff.sampling.ancestral import data_box, sample
+    from thermodiff.sampling.chain import chain_of
 
     device = device_of(args.device)
     run = load_run(Path(args.run), device)
@@ -25,17 +26,22 @@ def cmd_sample(args) -> int:
     if args.raw and out.suffix != ".npy":
         raise ThermodiffError("--raw goes with --out FILE.npy (a PNG holds grey levels)")
     gen = torch.Generator(device).manual_seed(args.seed)
-    kernel = model.kernel()
+    chain = chain_of(model, args.chain_steps, args.sampler, args.eta, graphed=True)
     mults = [] if args.no_clip else data_box(model, units)
     if args.guide is not None:  # classifier guidance (ADM Alg. 1), checked before any output
         from thermodiff.sampling.tasks import guidance
 
         if not args.classifier:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
+        if args.sampler == "ddim" and args.eta == 0:
+            raise ThermodiffError(
+                "--guide with --sampler ddim needs --eta > 0: r(x) cannot tilt a point step"
+            )
         mults += guidance(args.classifier, args.guide, args.scale, model, run.scaling, device)
     elif args.classifier or args.scale != 1.0:
         raise ThermodiffError("--classifier and --scale go with --guide CLASS")
-    x = sample(kernel, model.model_fn(kernel, graphed=True), spec.shape, args.n, gen, device, mults)
+    mults = chain.adapt(mults)
+    x = sample(chain.kernel, chain.model_fn, spec.shape, args.n, gen, device, mults, None, chain.transform)
     if not torch.isfinite(x).all():
         raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
     x = units.to_data(x.cpu())
@@ -49,5 +55,5 @@ def cmd_sample(args) -> int:
         scatter(x, out, title=f"{args.n} samples")
     else:
         image_grid(units.grid(x), out)
-    print(f"wrote {out}")
+    print(f"wrote {out} ({chain.description})")
     return 0

@@ -15,6 +15,7 @@ from thermodiff.diffusion.bound import (
     mean_and_stderr,
     to_bits,
 )
+from thermodiff.diffusion.respace import Spacing
 from thermodiff.errors import ThermodiffError, first_line
 from thermodiff.model.args import check_choice, check_count, check_device
 from thermodiff.model.assemble import DiffusionModel, dims
@@ -41,15 +42,19 @@ def evaluate_bound(
     device: str = "cpu",
     grid: tuple[float, torch.Tensor, torch.Tensor] | None = None,
     draws: int = 1,
+    steps: Spacing | None = None,
 ) -> tuple[BoundTerms, torch.Tensor | None]:
     """Per-example terms of K on x (model space); with exact=True every t, and the mean KL per t,
     else `draws` uniform t per example, averaged. With grid = (bin_width, lo, hi), x lies on that
-    grid and the edge term is the discretized one."""
+    grid and the edge term is the discretized one. steps: K of the respaced chain (DiffusionModel.chain)."""
     if draws < 1:
         raise ThermodiffError(f"--draws {draws}: needs >= 1")
     gen = torch.Generator(device).manual_seed(seed)
-    kernel = model.kernel()
-    fn = model.model_fn(kernel)
+    if steps is None:
+        kernel = model.kernel()
+        fn = model.model_fn(kernel)
+    else:
+        kernel, fn = model.chain(steps)
     lo, hi = (None, None) if grid is None else (grid[1].to(device), grid[2].to(device))
 
     def on_grid(terms: BoundTerms, xb: torch.Tensor) -> BoundTerms:  # the discretized edge term
@@ -83,10 +88,11 @@ def report(
     split: str = "test",
     reference: dict | None = None,
     draws: int = 1,
+    steps: Spacing | None = None,
 ) -> dict:
     """The evaluation JSON (`evaluate --json`): K, K - L_null, L_null, stderr, per dimension, terms, truth.
     draws: uniform t per example when not exact, else x_t draws per step (their mean: the same
-    expectation, a smaller stderr)."""
+    expectation, a smaller stderr). steps: also K of the respaced chain (`respaced`, respaced.py)."""
     check_count("n", n)
     check_count("batch", batch)
     check_count("draws", draws, 1, 10_000)
@@ -124,13 +130,13 @@ def report(
         "dims": d,
         "units_per_example": per,
         "n_examples": int(x.shape[0]),
-        "t_draws": _draws_text(exact, draws),
+        "t_draws": draws_text(exact, draws),
         "exact": exact,
         "split": split,
         "T": model.schedule.T,
         "kernel": model.kernel_name,
         "first_step": "learned" if t_first == 1 else "fixed (P App. B.2)",
-        "terms_bits": _terms_bits(terms, t_first, per),
+        "terms_bits": terms_bits(terms, t_first, per),
     }
     if per_t is not None:
         out["kl_bits_by_t"] = [round(v, 6) for v in (to_bits(per_t) / per).tolist()]
@@ -149,12 +155,17 @@ def report(
     if ds.spec.kind == "binary":  # binary-image literature: NLL bound in nats per example
         nll, nll_se = mean_and_stderr(-terms.K.cpu())
         out.update(nll_nats=nll, nll_stderr_nats=nll_se, nll_bits_per_dim=nll / math.log(2) / d)
+    if steps is not None:
+        from thermodiff.evaluation.respaced import respaced_section
+
+        ev = {"exact": exact, "batch": batch, "device": device, "draws": draws}
+        out["respaced"] = respaced_section(model, x, terms, steps, per, ds.true_log_prob, **ev)
     if reference:
         out["paper"] = {k: v for k, v in reference.items() if not math.isnan(v)}
     return out
 
 
-def _terms_bits(terms: BoundTerms, t_first: int, per: float) -> dict:
+def terms_bits(terms: BoundTerms, t_first: int, per: float) -> dict:
     """K's named terms in bits per `unit`; the paper's entropy split only when step 1 is fixed."""
     out = {
         f"kl_sum_t{t_first}_to_T": -mean_and_stderr(to_bits(terms.kl) / per)[0],
@@ -172,7 +183,7 @@ def _terms_bits(terms: BoundTerms, t_first: int, per: float) -> dict:
     return out
 
 
-def _draws_text(exact: bool, draws: int) -> str:
+def draws_text(exact: bool, draws: int) -> str:
     if exact:
         return "all t (exact)" if draws == 1 else f"all t (exact), {draws} x_t per step, averaged"
     return "one uniform t per example" if draws == 1 else f"{draws} uniform t per example, averaged"

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from thermodiff.config import Config
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.kernel import KERNELS, Kernel
+from thermodiff.diffusion.respace import Respacing, Spacing
 from thermodiff.diffusion.reverse import Reverse, make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
 from thermodiff.diffusion.steps import Step
@@ -35,19 +36,40 @@ class DiffusionModel:
         """The forward kernel at the schedule's current betas (differentiable when learned)."""
         return KERNELS[self.kernel_name].build(self.schedule.betas(), self.p_bar, self.learned_first_step)
 
-    def model_fn(self, kernel: Kernel, net: nn.Module | None = None, graphed: bool = False) -> ModelFn:
+    def chain(
+        self, steps: Spacing | None = None, net: nn.Module | None = None, graphed: bool = False
+    ) -> tuple[Kernel, ModelFn]:
+        """(kernel, model_fn) of the full chain, or of the respaced chain keeping `steps` (respace.py:
+        the composed kernel; the network sees the original steps)."""
+        kernel = self.kernel()
+        if steps is None:
+            return kernel, self.model_fn(kernel, net, graphed)
+        respacing = Respacing.of(kernel.T, steps)
+        if respacing.full:
+            return kernel, self.model_fn(kernel, net, graphed)
+        respaced = respacing.kernel(kernel)
+        return respaced, self.model_fn(respaced, net, graphed, respacing.timesteps(kernel.betas.device))
+
+    def model_fn(
+        self,
+        kernel: Kernel,
+        net: nn.Module | None = None,
+        graphed: bool = False,
+        timesteps: Tensor | None = None,
+    ) -> ModelFn:
         """(x_t float64, t) -> the step p(x_{t-1}|x_t), of type self.reverse.step_type (declared on the
         fn as `step_type`, so that samplers check multipliers before it runs); the network runs in its
         own dtype (under bf16 autocast on a GPU when train.precision = bf16) and the step comes back in
         x_t's dtype. graphed: a fixed-kernel sampling/evaluation fn, compiled and replayed as a CUDA
-        graph per batch shape when the fast path says so (no effect on a CPU)."""
+        graph per batch shape when the fast path says so (no effect on a CPU). timesteps: the original
+        step of each step of a respaced kernel (Respacing.timesteps), what the network sees."""
         net = self.net if net is None else net
         dtype = next(net.parameters()).dtype
         if graphed:
             net = self.fast.compiled(net)
 
         def fn(x_t: Tensor, t: Tensor) -> Step:
-            raw = self.fast.forward(net, x_t.to(dtype), t)
+            raw = self.fast.forward(net, x_t.to(dtype), t if timesteps is None else timesteps[t])
             return self.reverse.p_params(kernel, raw, x_t, t)
 
         out = self.fast.graphed_fn(fn) if graphed else fn

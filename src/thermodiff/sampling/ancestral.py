@@ -8,7 +8,7 @@ refused before the chain runs (pairing.py).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -18,6 +18,7 @@ from thermodiff.data.units import Units
 from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
+from thermodiff.diffusion.steps import Step
 from thermodiff.model.args import check_count, check_device
 from thermodiff.sampling.multipliers import DataBox
 from thermodiff.sampling.pairing import Multiplier, check_pairing
@@ -25,6 +26,8 @@ from thermodiff.sampling.pairing import Multiplier, check_pairing
 if TYPE_CHECKING:
     from thermodiff.data import DataSpec, Scaling
     from thermodiff.model.assemble import DiffusionModel
+
+StepMap = Callable[[Step, Tensor, Tensor], Step]  # (step, x_t, t) -> the step drawn from
 
 __all__ = ["Multiplier", "data_box", "p_sample_loop_progressive", "sample", "sample_grid"]
 
@@ -36,13 +39,15 @@ def p_sample_loop_progressive(
     generator: torch.Generator | None = None,
     multipliers: Sequence[Multiplier] = (),
     t_start: int | None = None,
+    transform: StepMap | None = None,
 ) -> Iterator[tuple[int, Tensor]]:
     """Yield (t, x_t) for t = t_start..0: x_{t-1} ~ p(x_{t-1}|x_t) tilted by every multiplier;
     below kernel.t_first (the paper's last step x_0 ~ p(x_0|x_1)) the reverse step is the fixed
-    reversal of the forward step (P App. B.2). A multiplier that does not fit model_fn's step type
-    is refused here, at the call, before any step runs."""
+    reversal of the forward step (P App. B.2). `transform` maps each reverse step to the one drawn from
+    before the multipliers tilt it (DDIM's step, ddim.py). A multiplier that does not fit model_fn's
+    step type is refused here, at the call, before any step runs."""
     check_pairing(step_type_of(kernel, model_fn), multipliers)
-    return _chain(kernel, model_fn, x_T, generator, multipliers, t_start)
+    return _chain(kernel, model_fn, x_T, generator, multipliers, t_start, transform)
 
 
 @torch.no_grad()
@@ -53,6 +58,7 @@ def _chain(
     generator: torch.Generator | None,
     multipliers: Sequence[Multiplier],
     t_start: int | None,
+    transform: StepMap | None,
 ) -> Iterator[tuple[int, Tensor]]:
     x = x_T.to(torch.float64)
     t_start = kernel.T if t_start is None else t_start
@@ -61,6 +67,8 @@ def _chain(
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
         p = p.to(torch.float64)
+        if transform is not None:
+            p = transform(p, x, t)
         for r in multipliers:
             p = r(p, x, t)
         x = kernel.sample_from(p, generator)
@@ -76,25 +84,28 @@ def sample(
     device: str | torch.device = "cpu",
     multipliers: Sequence[Multiplier] = (),
     x_T: Tensor | None = None,
+    transform: StepMap | None = None,
 ) -> Tensor:
     """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
-    (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set)."""
+    (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set).
+    `kernel` and `model_fn` may be a respaced chain's (DiffusionModel.chain); `transform`: as in
+    p_sample_loop_progressive (e.g. ddim.DDIMStep)."""
     if x_T is None:
         check_count("n", n)
         x_T = kernel.prior_sample((n, *shape), generator=generator, device=check_device(device))
-    states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers)
+    states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers, None, transform)
     return deque(states, maxlen=1)[0][1]
 
 
-def data_box(model: DiffusionModel, units: Units) -> list[Multiplier]:
-    """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data."""
+def data_box(model: DiffusionModel, units: Units, kernel: Kernel | None = None) -> list[Multiplier]:
+    """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data.
+    `kernel`: the chain sampled, when not the model's full one (a respaced chain's, or DDIM's view)."""
     box = units.box()
     if box is None:
         return []
-    kernel = model.kernel()
-    if not isinstance(kernel, GaussianKernel):
+    if not isinstance(model.kernel(), GaussianKernel):
         return []
-    return [DataBox(kernel, *box)]
+    return [DataBox(model.kernel() if kernel is None else kernel, *box)]
 
 
 @torch.no_grad()

@@ -12,7 +12,10 @@ from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
 from thermodiff.errors import ThermodiffError
-from thermodiff.sampling.ancestral import Multiplier, p_sample_loop_progressive
+from thermodiff.sampling.ancestral import Multiplier, StepMap, p_sample_loop_progressive
+from thermodiff.sampling.ddim import ddim_encode
+
+ENCODERS = ("forward", "ddim")  # x -> x_t: q(x_t | x) with shared noise (DDPM 4.4), or DDIM at eta = 0
 
 
 def interpolate(
@@ -24,6 +27,8 @@ def interpolate(
     lambdas: Sequence[float] | Tensor,
     generator: torch.Generator | None = None,
     multipliers: Sequence[Multiplier] = (),
+    transform: StepMap | None = None,
+    encoder: str = "forward",
 ) -> Tensor:
     """Encode x_a, x_b to step t with one shared noise, mix (1-l) x_t + l x_t', decode from t (DDPM 4.4).
 
@@ -31,7 +36,11 @@ def interpolate(
     once and used for both inputs and every lambda, so the mix is q_sample((1-l) x_a + l x_b, t, eps);
     every lambda's reverse chain then restarts from the same generator state, so only lambda varies.
     t = 0 returns the plain linear mix. Gaussian kernels only: a mix of bits is not a binomial state.
+    encoder "ddim": x_a, x_b are encoded by the deterministic DDIM chain instead (DDIM §5.3; no noise),
+    and `transform` (e.g. DDIMStep) is the step map of the decoding chain.
     """
+    if encoder not in ENCODERS:
+        raise ThermodiffError(f"unknown encoder {encoder!r}; expected one of {ENCODERS}")
     if tuple(x_a.shape) != tuple(x_b.shape) or x_a.dim() < 1 or x_a.shape[0] != 1:
         raise ThermodiffError(
             f"x_a and x_b must both have shape (1, ...); got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
@@ -48,13 +57,16 @@ def interpolate(
         seed = int(torch.randint(2**62, ()))
         generator = torch.Generator(device=x_a.device).manual_seed(seed)
     steps = torch.full((1,), int(t), dtype=torch.long, device=x_a.device)
-    noise = kernel.noise_like(x_a, generator)  # one eps for x_a, x_b and every lambda
-    x_t_a, x_t_b = kernel.q_sample(x_a, steps, noise), kernel.q_sample(x_b, steps, noise)
+    if encoder == "ddim":
+        x_t_a, x_t_b = (ddim_encode(kernel, model_fn, x, int(t)) for x in (x_a, x_b))
+    else:
+        noise = kernel.noise_like(x_a, generator)  # one eps for x_a, x_b and every lambda
+        x_t_a, x_t_b = kernel.q_sample(x_a, steps, noise), kernel.q_sample(x_b, steps, noise)
     state = generator.get_state()
     out = []
     for v in lam:
         generator.set_state(state)  # the same reverse-chain noise for every lambda
         mixed = (1 - v) * x_t_a + v * x_t_b
-        chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, t_start=int(t))
+        chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, int(t), transform)
         out.append(deque(chain, maxlen=1)[0][1])
     return torch.cat(out)

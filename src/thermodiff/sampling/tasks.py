@@ -19,9 +19,11 @@ from thermodiff.data.files import check_out, panel_path, read_data, read_mask, w
 from thermodiff.data.units import Units
 from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.respace import Spacing
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.assemble import DiffusionModel
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
+from thermodiff.sampling.chain import chain_of
 from thermodiff.sampling.interpolate import interpolate
 from thermodiff.sampling.multipliers import BernoulliMask, ClassifierGuidance, GaussianObservation, Mask
 
@@ -32,16 +34,22 @@ def denoise(
     noise_std: float,
     generator: torch.Generator | None = None,
     first: Sequence[Multiplier] = (),
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> Tensor:
     """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C).
-    `first`: multipliers applied before the product (e.g. data_box)."""
-    kernel, shape = model.kernel(), tuple(y.shape[1:])
-    if not isinstance(kernel, GaussianKernel):
+    `first`: multipliers applied before the product (e.g. data_box); steps, sampler, eta: chain_of."""
+    if not isinstance(model.kernel(), GaussianKernel):
         raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
     if not 0 < noise_std < float("inf"):
         raise ThermodiffError(f"noise_std = {noise_std} must lie in (0, inf)")
-    mults = [*first, GaussianObservation(y, noise_std, shape=shape)]
-    return sample(kernel, model.model_fn(kernel), shape, y.shape[0], generator, y.device, mults, x_T=y)
+    if sampler == "ddim" and eta == 0:
+        raise ThermodiffError("denoising with DDIM needs --eta > 0: r(x) cannot tilt a deterministic step")
+    c, shape = chain_of(model, steps, sampler, eta), tuple(y.shape[1:])
+    mults = c.adapt([*first, GaussianObservation(y, noise_std, shape=shape)])
+    n = y.shape[0]
+    return sample(c.kernel, c.model_fn, shape, n, generator, y.device, mults, y, c.transform)
 
 
 def inpaint(
@@ -51,13 +59,18 @@ def inpaint(
     generator: torch.Generator | None = None,
     first: Sequence[Multiplier] = (),
     schedule: str = "forward",
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> Tensor:
     """p(x) delta(x_known - values), mask True = known; known coordinates come out bit-exact in model
     space. schedule "constant": the delta at every step from x_T = noise with known pixels set (P 2.5,
-    bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values)."""
+    bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values) of the chain
+    sampled (respaced or not). steps, sampler, eta: chain_of."""
     if schedule not in ("constant", "forward"):
         raise ThermodiffError(f"unknown inpainting schedule {schedule!r}; expected constant or forward")
-    kernel, shape, n = model.kernel(), tuple(values.shape[1:]), values.shape[0]
+    c = chain_of(model, steps, sampler, eta)
+    kernel, shape, n = c.kernel, tuple(values.shape[1:]), values.shape[0]
     bits = isinstance(kernel, BinomialKernel)
     if bits:
         r = BernoulliMask(values, mask, shape=shape)
@@ -65,14 +78,20 @@ def inpaint(
         r = Mask(values, mask, shape=shape, kernel=kernel if schedule == "forward" else None)
     x_T = kernel.prior_sample((n, *shape), generator=generator, device=values.device)
     x_T = r.fill(x_T) if schedule == "constant" or bits else x_T
-    mults = [*first, r]
-    return sample(kernel, model.model_fn(kernel), shape, n, generator, values.device, mults, x_T=x_T)
+    mults = c.adapt([*first, r])
+    return sample(kernel, c.model_fn, shape, n, generator, values.device, mults, x_T, c.transform)
 
 
 def guidance(
-    classifier_run: Path | str, label: int, scale: float, model: DiffusionModel, scaling: Scaling, device: str
+    classifier_run: Path | str,
+    label: int,
+    scale: float,
+    model: DiffusionModel,
+    scaling: Scaling,
+    device: str,
 ) -> list[Multiplier]:
-    """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1)."""
+    """[ClassifierGuidance] toward class `label` with gradient scale s, r = p(y | x_t, t)^s (ADM Alg. 1);
+    Chain.adapt makes it see the original steps of a respaced chain."""
     from thermodiff.sampling.guidance import load_classifier
 
     kernel = model.kernel()
@@ -121,6 +140,9 @@ def denoise_file(
     seed: int = 0,
     device: str = "cpu",
     clip: bool = True,
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> list[Path]:
     """`thermodiff denoise`: noise_std in units of the data's std (model space; 1 = the paper's SNR 1).
     add_noise: the input is clean; corrupt it with that noise first (a demo). Else it is y itself.
@@ -135,7 +157,7 @@ def denoise_file(
     if add_noise:
         y = clean + noise_std * torch.randn(clean.shape, generator=gen, device=device, dtype=clean.dtype)
     first = data_box(model, units) if clip else []
-    result = units.to_data(denoise(model, y, noise_std, gen, first).cpu())
+    result = units.to_data(denoise(model, y, noise_std, gen, first, steps, sampler, eta).cpu())
     noisy = units.to_data(y.cpu())
     cols = ([("clean", x)] if add_noise else []) + [("noisy", noisy), ("denoised", result)]
     return _finish(out, result, units, cols)
@@ -150,6 +172,9 @@ def inpaint_file(
     device: str = "cpu",
     clip: bool = True,
     schedule: str = "forward",
+    steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 1.0,
 ) -> list[Path]:
     """`thermodiff inpaint`: mask 1 / white = known pixel. Known pixels are written back as read, so
     they are bit-exact in the output too (the sampler keeps them exactly; the data <-> model-space
@@ -159,7 +184,8 @@ def inpaint_file(
     x = read_data(input, units)
     known = read_mask(mask, units, x.shape[0])
     first = data_box(model, units) if clip else []
-    result = inpaint(model, units.to_model(x).to(device), known.to(device), gen, first, schedule)
+    chain = {"steps": steps, "sampler": sampler, "eta": eta}
+    result = inpaint(model, units.to_model(x).to(device), known.to(device), gen, first, schedule, **chain)
     result = torch.where(known, x, units.to_data(result.cpu()))
     hole = torch.where(known, x, torch.full_like(x, units.grey))
     return _finish(out, result, units, [("input", x), ("known (hole grey)", hole), ("inpainted", result)])
@@ -174,8 +200,13 @@ def interpolate_file(
     steps: int = 8,
     seed: int = 0,
     device: str = "cpu",
-) -> list[Path]:
-    """`thermodiff interpolate`: `steps` mixes lambda = 0..1 of a and b through step t (default T/2)."""
+    chain_steps: Spacing | None = None,
+    sampler: str = "ancestral",
+    eta: float = 0.0,
+) -> tuple[list[Path], str]:
+    """`thermodiff interpolate`: `steps` mixes lambda = 0..1 of a and b through step t (default T/2) of
+    the chain `chain_steps` (t moves to the nearest kept step); with sampler "ddim" the inputs are encoded
+    by DDIM at eta = 0 and decoded at `eta`. Returns the paths and a line saying how."""
     if not 2 <= steps <= 10_000:  # as the CLI's --steps
         raise ThermodiffError(f"--steps = {steps} must lie in [2, 1e4]")
     out, loaded, gen = _setup(run, out, seed, device, "interpolated")
@@ -184,11 +215,19 @@ def interpolate_file(
     for name, x in zip(("--a", "--b"), xs, strict=True):
         if x.shape[0] != 1:
             raise ThermodiffError(f"{name} must hold one example, got {x.shape[0]}")
-    kernel = model.kernel()
-    t = kernel.T // 2 if t is None else int(t)
+    c = chain_of(model, chain_steps, sampler, eta)
+    T = model.schedule.T
+    t = T // 2 if t is None else int(t)
+    if not 0 <= t <= T:
+        raise ThermodiffError(f"interpolation step t must lie in 0..{T}, got {t}")
+    original = [0] + (list(range(1, T + 1)) if c.timesteps is None else c.timesteps[1:].tolist())
+    i = min(range(len(original)), key=lambda j: abs(original[j] - t))  # the nearest kept step
     lambdas = torch.linspace(0, 1, steps, dtype=torch.float64)
     za, zb = (units.to_model(x).to(device) for x in xs)
-    mixed = interpolate(kernel, model.model_fn(kernel), za, zb, t, lambdas, gen)
+    encoder = "ddim" if sampler == "ddim" else "forward"
+    mixed = interpolate(c.kernel, c.model_fn, za, zb, i, lambdas, gen, (), c.transform, encoder)
     result = units.to_data(mixed.cpu())
     cols = [("a", xs[0])] + [(f"λ={v:.2f}", r[None]) for v, r in zip(lambdas.tolist(), result, strict=True)]
-    return _finish(out, result, units, [*cols, ("b", xs[1])])
+    how = "DDIM (eta = 0)" if encoder == "ddim" else "q(x_t | x_0), one shared noise"
+    line = f"mixed at step {original[i]} of {T}; encoder: {how}; decoder: {c.description}"
+    return _finish(out, result, units, [*cols, ("b", xs[1])]), line
