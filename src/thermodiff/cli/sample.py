@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermodiff.cli.args import device_of
+from thermodiff.cli.args import device_of, load_weights
 from thermodiff.errors import ThermodiffError
 
 
@@ -15,11 +15,10 @@ def cmd_sample(args) -> int:
     from thermodiff.data.files import check_out
     from thermodiff.plots.draw import image_grid, scatter
     from thermodiff.run.checkpoint import atomic_write_bytes
-    from thermodiff.run.load import load_run
     from thermodiff.sampling.ancestral import data_box, sample
 
     device = device_of(args.device)
-    run = load_run(Path(args.run), device)
+    run = load_weights(args)
     model, spec, units = run.model, run.spec, run.units
     out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png")
     gen = torch.Generator(device).manual_seed(args.seed)
@@ -47,5 +46,5 @@ def cmd_sample(args) -> int:
         scatter(x, out, title=f"{args.n} samples")
     else:
         image_grid(units.grid(x), out)
-    print(f"wrote {out}")
+    print(f"wrote {out}  ({args.n} samples, {run.weights} weights at step {run.step})")
     return 0
