@@ -163,3 +163,75 @@ def test_threads_follow_the_work_and_the_user(run: Path, capsys, monkeypatch) ->
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_configs_that_cannot_work_as_given(tmp_path: Path, capsys) -> None:
+    """A warm-up longer than the run is said on one stderr line (the run still trains); attention at a
+    resolution the U-Net never reaches is refused by name before anything is written."""
+    from thermodiff.config import load_toml
+    from thermodiff.errors import ConfigError
+    from thermodiff.nets.registry import build_net
+
+    args = ["train", "swiss_roll", "--quiet", "--out", str(tmp_path / "w")]
+    for s in ("train.steps=5", "train.warmup=10", "data.n_train=200", "data.n_test=50", "model.hidden=16"):
+        args += ["--set", s]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.warmup = 10 is not shorter than train.steps = 5" in err
+    cfg = load_toml("mnist_unet", ["model.base=8", "model.attn_resolutions=14"])
+    build_net(cfg.model, (1, 28, 28), 10, 2)  # 28 -> 14 -> 7: attention at 14 exists
+    with pytest.raises(ConfigError, match="attn_resolutions 14 never occur.*16x16.*16,8,4"):
+        build_net(cfg.model, (1, 16, 16), 10, 2)
+
+
+def test_a_run_says_what_it_is_and_plots_itself(run: Path, tmp_path: Path, capsys) -> None:
+    """Training writes README.md (a model card: data, chain, network, steps, K on training batches, how
+    to use it); `plot` draws the training curve with the held-out evaluations on it, and for an image
+    run the progressive-denoising strip, from x_T to x_0; heartbeat-like sequences sample to line plots."""
+    from PIL import Image
+
+    card = (run / "README.md").read_text()
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "`swiss_roll`" in card and "T = 10" in card and "30 of 30 steps" in card
+    assert f"{last['K_bits']:.4f}" in card and "thermodiff sample RUN" in card
+    assert cli.main(["evaluate", str(run), "--n", "50", "--json"]) == 0
+    assert cli.main(["plot", str(run)]) == 0
+    assert Image.open(run / "plots" / "curve.png").size[0] > 400
+    assert not (run / "plots" / "denoising.png").exists()  # vector data: no strip
+
+    image = tmp_path / "img"
+    sets = [
+        "data.image_size=8",
+        "data.n_train=64",
+        "data.n_test=16",
+        "diffusion.T=12",
+        "model.conv_channels=4",
+    ]
+    sets += [
+        "model.conv_layers=1",
+        "model.pixel_hidden=4",
+        "model.n_scales=2",
+        "train.steps=2",
+        "train.batch=8",
+    ]
+    sets += ["train.warmup=1", "train.log_every=1"]
+    args = ["train", "dead_leaves", "--out", str(image), "--device", "cpu", "--quiet"]
+    assert cli.main([*args, *(a for kv in sets for a in ("--set", kv))]) == 0
+    assert cli.main(["plot", str(image), "--out", str(tmp_path / "figs"), "--device", "cpu"]) == 0
+    strip = Image.open(tmp_path / "figs" / "denoising.png")
+    assert strip.size[0] > strip.size[1] > 0  # 8 columns (t = 12 .. 0) of 6 rows
+    out = capsys.readouterr().out
+    assert "curve.png" in out and "denoising.png" in out
+
+
+def test_sequences_sample_to_line_plots(tmp_path: Path, capsys) -> None:
+    """1-D sequences (the heartbeat) sample to a figure of line plots, not a row of pixels."""
+    from conftest import make_tiny_cfg
+    from PIL import Image
+
+    from thermodiff.training.train import train
+
+    cfg = make_tiny_cfg("data.name=heartbeat", "train.steps=2", "train.warmup=1", "train.log_every=1")
+    train(cfg, tmp_path / "hb")
+    assert cli.main(["sample", str(tmp_path / "hb"), "--n", "8", "--out", str(tmp_path / "s.png")]) == 0
+    assert min(Image.open(tmp_path / "s.png").size) > 100

@@ -11,6 +11,7 @@ from thermodiff import progress
 from thermodiff.cli.args import WEIGHTS_HELP, check_args, show_progress
 from thermodiff.cli.condition import cmd_condition
 from thermodiff.cli.evaluate import cmd_evaluate
+from thermodiff.cli.plot import cmd_plot
 from thermodiff.cli.reproduce import cmd_reproduce
 from thermodiff.cli.sample import cmd_sample
 from thermodiff.cli.train import cmd_train
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.set_defaults(func=cmd_sample)
     _add_condition_commands(sub)
+
+    pl = _command(sub, "plot", "a run's figures: the training curve; for images, progressive denoising")
+    _io(pl, "denoising strip")
+    pl.add_argument("--out", help="folder for curve.png (and denoising.png) (default RUN/plots/)")
+    _common(pl)
+    pl.set_defaults(func=cmd_plot)
 
     r = _command(sub, "reproduce", "train + evaluate + figures for the paper's experiments")
     r.add_argument(

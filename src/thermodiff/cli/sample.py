@@ -13,7 +13,7 @@ def cmd_sample(args) -> int:
     import torch
 
     from thermodiff.data.files import check_out
-    from thermodiff.plots.draw import image_grid, scatter
+    from thermodiff.plots.draw import image_grid, scatter, sequences
     from thermodiff.run.checkpoint import atomic_write_bytes
     from thermodiff.sampling.ancestral import data_box, sample
 
@@ -44,6 +44,8 @@ def cmd_sample(args) -> int:
         atomic_write_bytes(out, buf.getvalue())
     elif len(spec.shape) == 1 and spec.shape[0] == 2:
         scatter(x, out, title=f"{args.n} samples")
+    elif len(spec.shape) == 1:  # sequences: line plots, readable where a row of pixels is not
+        sequences(x, out, title=f"{min(args.n, 16)} of {args.n} samples ({run.weights} weights)")
     else:
         image_grid(units.grid(x), out)
     print(f"wrote {out}  ({args.n} samples, {run.weights} weights at step {run.step})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from thermodiff.cli.args import device_of, set_threads, show_progress
@@ -13,12 +14,15 @@ def _default_out(config: str) -> Path:
 
 def cmd_train(args) -> int:
     from thermodiff.config import load_toml
+    from thermodiff.config.rules import warnings_for
     from thermodiff.data.sources import DATASETS
     from thermodiff.training import distributed as dist
     from thermodiff.training.train import train
 
     cfg = load_toml(args.config, args.set)
     device = dist.init_from_env(device_of(args.device))
+    for line in warnings_for(cfg) if dist.is_main() else []:
+        print(f"thermodiff: warning: {line}", file=sys.stderr)
     set_threads(args, DATASETS[cfg.data.name].kind == "vectors", device)
     out = Path(args.out) if args.out else _default_out(args.config)
     try:

@@ -8,15 +8,16 @@ from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
 from thermodiff.evaluation.experiments import EXPERIMENTS
 from thermodiff.evaluation.heldout import report
-from thermodiff.run.checkpoint import atomic_write_text, check_writable
+from thermodiff.evaluation.records import eval_name, planned_paths, record
+from thermodiff.run.card import write_card
+from thermodiff.run.checkpoint import check_writable
 from thermodiff.run.load import load_run
 from thermodiff.training.train import train
 
 
 def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: bool = True) -> dict:
-    """Train the experiment's config (fresh, or resumed if `out` holds it), evaluate, draw figures."""
-    import json
-
+    """Train the experiment's config (fresh, or resumed if `out` holds it), evaluate, draw figures;
+    the evaluation goes to eval.json (the run's own) and evals/ (records.py)."""
     config, overrides = EXPERIMENTS[name][budget]
     cfg = load_toml(config, overrides)
     out = Path(out)
@@ -33,7 +34,7 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
         "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
     }
     result = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, "test", ref)
-    result["step"] = run.step
+    result["step"], result["weights"] = run.step, run.weights
     figures = []
     if ds.spec.shape == (2,):
         from thermodiff.evaluation.figure1 import swiss_roll_figure
@@ -44,5 +45,7 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
 
         figures.append(str(sample_grid(model, ds.spec, ds.scaling, out / "samples.png", device=device)))
     result["figures"] = figures
-    atomic_write_text(out / "eval.json", json.dumps(result, indent=1))
+    name = eval_name("test", cfg.eval.exact, 1, result["n_examples"], run.weights, run.step, False)
+    record(out, result, planned_paths(out, name, None, own=True))
+    write_card(out, cfg, run.step, result)
     return result

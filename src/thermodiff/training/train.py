@@ -17,7 +17,9 @@ from thermodiff.data import Dataset, DataSpec, Scaling, load_dataset
 from thermodiff.errors import ConfigError
 from thermodiff.model.assemble import DiffusionModel, build_model
 from thermodiff.nets.classifier import TASKS, build_classifier
+from thermodiff.run.card import write_card
 from thermodiff.run.load import p_bar_of
+from thermodiff.training import distributed as dist
 from thermodiff.training.classifier import classifier_data, forward_setup
 from thermodiff.training.loop import Examples, fit
 from thermodiff.training.objectives import ClassifierData, CrossEntropy, NegativeBound
@@ -51,9 +53,10 @@ def train(
     examples = Examples(train_x, None, _dequantize_step(cfg, ds.spec, ds.scaling))
     grids = _sample_grids(model, ds, run_dir, cfg.train.sample_every, device)
     objective = NegativeBound(model, cfg, ds)
-    return fit(
-        objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids
-    )
+    fit(objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids)
+    if dist.is_main():
+        write_card(run_dir, cfg, cfg.train.steps)
+    return run_dir
 
 
 def train_classifier(
