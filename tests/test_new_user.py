@@ -69,7 +69,9 @@ print(light, "torch" in sys.modules, Config.__module__, sample.__module__)
 
 def test_every_option_has_help_and_shows_its_default() -> None:
     """Each command's every argument carries a help text, and those with a default show it."""
-    parser = cli.main.__globals__["build_parser"]()
+    from thermodiff.cli.main import build_parser
+
+    parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, command in sub.choices.items():
         text = command.format_help()

@@ -61,7 +61,7 @@ def load_weights(args: argparse.Namespace):
     run = load_run(args.run, device, ema=args.weights == "ema")
     set_threads(args, len(run.spec.shape) == 1, device)
     train = run.config.train
-    start = ema_weight_of_start(train.ema, run.step, train.ema_warmup)
+    start = 0.0 if train.ema_warmup else ema_weight_of_start(train.ema, run.step, warmup=False)
     if run.weights == "ema" and start > 0.01:
         print(
             f"thermodiff: warning: the EMA weights still hold {start:.0%} of the untrained initial weights "

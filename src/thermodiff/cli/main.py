@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = _command(sub, "train", "train a model from a config (path or bundled name)")
+    t.description += (
+        ". The progress bar's K is the mean one-t estimate on the last training batches with the raw"
+        " weights; `evaluate` gives K on held-out data with the EMA weights (--weights)."
+    )
     t.add_argument("config", help="a TOML file or a bundled config's name: swiss_roll, heartbeat, mnist, ...")
     t.add_argument(
         "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="override a config field"

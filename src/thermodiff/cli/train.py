@@ -21,7 +21,7 @@ def cmd_train(args) -> int:
 
     cfg = load_toml(args.config, args.set)
     device = dist.init_from_env(device_of(args.device))
-    for line in warnings_for(cfg) if dist.is_main() else []:
+    for line in warnings_for(cfg) if dist.is_main() and not args.resume else []:  # said when it began
         print(f"thermodiff: warning: {line}", file=sys.stderr)
     set_threads(args, DATASETS[cfg.data.name].kind == "vectors", device)
     out = Path(args.out) if args.out else _default_out(args.config)

@@ -58,6 +58,8 @@ def record(run_dir: Path, r: dict, paths: list[Path]) -> None:
         index = json.loads(index_path.read_text()) if index_path.exists() else []
     except ValueError:
         index = []  # a torn or hand-edited index is rebuilt from here on, the evaluations themselves kept
+    if not isinstance(index, list):
+        index = []
     where = paths[0]
     try:
         where = where.resolve().relative_to(Path(run_dir).resolve())
@@ -75,4 +77,4 @@ def record(run_dir: Path, r: dict, paths: list[Path]) -> None:
         "parzen_bits",
     )
     index.append({"file": str(where), **{k: r[k] for k in keys if k in r}})
-    atomic_write_text(index_path, json.dumps(index if isinstance(index, list) else [], indent=1))
+    atomic_write_text(index_path, json.dumps(index, indent=1))
