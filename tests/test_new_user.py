@@ -79,6 +79,8 @@ def test_every_option_has_help_and_shows_its_default() -> None:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
         if name in ("evaluate", "sample"):
             assert "(default: ema)" in text and "--weights" in text
+        if name == "sample":
+            assert "same output (default: 0)" in " ".join(text.split())  # a zero default is shown too
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Every default shown, except where there is none to show (None, an off switch, an empty list)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, []) or action.help is None:
+        if action.default is None or action.default is False or action.default == [] or not action.help:
             return action.help or ""
         return super()._get_help_string(action)
 
