@@ -467,16 +467,16 @@ def test_a_torn_metrics_line_is_dropped_on_resume(tiny_run: Path, tmp_path: Path
 
 
 def test_outputs_that_cannot_be_written_are_refused_first(run_cli, tiny_run: Path, tmp_path: Path) -> None:
-    """sample --out a directory, eval.json a directory, train --out a file: one line before any work."""
+    """sample --out a directory, evals/ a file, train --out a file: one line before any work."""
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (tmp_path / "dir.png").mkdir()
-    (run / "eval.json").mkdir()
+    (run / "evals").write_text("")  # a file where evaluations go (issue 17: evals/NAME.json)
     (tmp_path / "afile").write_text("keep")
     before = snapshot(tmp_path)
     for args, mentions in (
         (("sample", str(run), "--out", str(tmp_path / "dir.png")), "is a directory"),
-        (("evaluate", str(run), "--n", "20"), "eval.json"),
+        (("evaluate", str(run), "--n", "20"), "evals"),
         (("train", "swiss_roll", "--out", str(tmp_path / "afile")), "is a file"),
         (("evaluate", str(run), "--n", "-5"), "--n"),
     ):

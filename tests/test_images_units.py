@@ -270,7 +270,8 @@ def test_tiny_dead_leaves_run_end_to_end(tmp_path: Path, capsys) -> None:
     assert cli.main([*args, *(a for kv in TINY_IMAGE for a in ("--set", kv))]) == 0
     grids = sorted(p.name for p in (run / "samples").glob("step_*.png"))
     assert grids == ["step_0000002.png", "step_0000004.png"]
-    assert Image.open(run / "samples" / grids[0]).size == (4 * 10 + 2, 4 * 10 + 2)  # 16 in a 4 x 4 grid
+    # 16 in a 4 x 4 grid, each 8 x 8 image enlarged 8-fold to 64 x 64 (issue 17: readable grids)
+    assert Image.open(run / "samples" / grids[0]).size == (4 * 66 + 2, 4 * 66 + 2)
     for rec in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()):  # evaluate's unit
         assert rec["unit"] == "bits/pixel" and rec["K_bits"] == pytest.approx(rec["K_bits_per_dim"])
     capsys.readouterr()
@@ -291,7 +292,7 @@ def test_tiny_dead_leaves_run_end_to_end(tmp_path: Path, capsys) -> None:
     png = tmp_path / "s.png"
     assert cli.main(["sample", str(run), "--n", "4", "--out", str(png), "--device", "cpu"]) == 0
     img = np.asarray(Image.open(png))
-    assert img.shape == (2 * 10 + 2, 2 * 10 + 2) and img.dtype == np.uint8
+    assert img.shape == (2 * 66 + 2, 2 * 66 + 2) and img.dtype == np.uint8
     # the last grid seen during training is what `thermodiff sample --seed 0` draws (clip included)
     assert (
         cli.main(["sample", str(run), "--n", "16", "--seed", "0", "--out", str(png), "--device", "cpu"]) == 0

@@ -31,7 +31,14 @@ def test_an_old_run_evaluates_and_samples_as_before(name: str, tmp_path: Path, o
     shutil.copytree(LEGACY / name, run)
     old_eval = json.loads((LEGACY / name / "eval.json").read_text())
     assert cli.main(["evaluate", str(run), "--json", "--device", "cpu"]) == 0
-    assert json.loads(capsys.readouterr().out) == old_eval
+    captured = capsys.readouterr()
+    # the same numbers; the JSON now also says which weights it evaluated (issue 17)
+    assert json.loads(captured.out) == {**old_eval, "weights": "ema"}
+    # trained before the average's warm-up, the average still holds ema**steps of the untrained weights
+    # (0.995**20 = 90%, 0.9995**40 = 98%): evaluate says so on one line of stderr
+    ema = json.loads((run / "config.json").read_text())["train"]["ema"]
+    held = f"{ema ** old_eval['step']:.0%} of the untrained initial weights"
+    assert captured.err.count("\n") == 1 and held in captured.err, captured.err
     out = tmp_path / "s.npy"
     assert (
         cli.main(["sample", str(run), "--n", "4", "--seed", "3", "--out", str(out), "--device", "cpu"]) == 0

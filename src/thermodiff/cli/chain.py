@@ -14,7 +14,12 @@ def add_chain_args(p: argparse.ArgumentParser, flag: str = "--steps", sampler: b
     """--steps (or `flag`) into args.chain_steps; with `sampler`, --sampler and --eta too."""
     p.add_argument(flag, dest="chain_steps", metavar="N|SPACING", help=STEPS_HELP)
     if sampler:
-        p.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral")
+        p.add_argument(
+            "--sampler",
+            choices=("ancestral", "ddim"),
+            default="ancestral",
+            help="ancestral: draw each reverse step; ddim: DDIM's step (Song et al. 2021; eps models)",
+        )
         p.add_argument(
             "--eta", type=float, default=0.0, help="DDIM's eta in [0, 1]: 0 deterministic, 1 = ancestral"
         )

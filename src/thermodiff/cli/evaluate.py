@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
-from thermodiff.cli.args import device_of
+from thermodiff.cli.args import device_of, load_weights
 from thermodiff.errors import ThermodiffError
 
 
@@ -14,7 +15,8 @@ def format_report(r: dict) -> str:
     """A side-by-side table of our figures, the truth and the paper's."""
     unit = r["unit"]
     lines = [
-        f"{r['kernel']} diffusion, T = {r['T']}, {r['n_examples']} {r['split']} examples, {r['t_draws']}",
+        f"{r['kernel']} diffusion, T = {r['T']}, {r['n_examples']} {r['split']} examples, {r['t_draws']}"
+        + (f"; {r['weights']} weights at step {r['step']}" if "weights" in r else ""),
         f"  K            = {r['K_bits']:9.4f} ± {r['stderr_bits']:.4f} {unit}"
         f"   ({r['K_bits_per_dim']:.4f} per dim)",
         f"  K - L_null   = {r['K_minus_Lnull_bits']:9.4f} ± {r['K_minus_Lnull_stderr_bits']:.4f} {unit}",
@@ -63,14 +65,11 @@ def respaced_lines(s: dict, unit: str) -> list[str]:
 
 def cmd_evaluate(args) -> int:
     from thermodiff.data import load_dataset
+    from thermodiff.evaluation import records
     from thermodiff.evaluation.heldout import report
-    from thermodiff.run.checkpoint import atomic_write_text, check_writable
-    from thermodiff.run.load import load_run
 
-    device = device_of(args.device)
-    run = load_run(Path(args.run), device)
-    cfg, model = run.config, run.model
-    out = check_writable(Path(args.run) / "eval.json")
+    run = load_weights(args)
+    cfg, model, device = run.config, run.model, device_of(args.device)
     ds = load_dataset(cfg.data)
     if (ds.spec.shape, ds.spec.kind) != (run.spec.shape, run.spec.kind):
         raise ThermodiffError(
@@ -78,21 +77,31 @@ def cmd_evaluate(args) -> int:
             f"but the network was trained on {run.spec.kind} data of shape {run.spec.shape}"
         )
     exact = cfg.eval.exact if args.exact is None else args.exact
+    draws = args.draws  # exact: x_t draws per step; stochastic: t draws per example
+    n_asked = args.n or cfg.eval.n
+    n = min(n_asked, (ds.test if args.split == "test" else ds.train).shape[0])
+    name = records.eval_name(args.split, exact, draws, n, run.weights, run.step, args.parzen)
+    if args.chain_steps:  # the respaced chain's K rides along: say so in the name
+        name = name + "_chain" + re.sub(r"[^0-9a-z,]", "", args.chain_steps.lower()).replace(",", "-")
+    own = records.is_own(cfg, args.split, exact, draws, n_asked, run.weights)
+    paths = records.planned_paths(Path(args.run), name, args.out and Path(args.out), own)
     ref = {
         "K_bits": cfg.eval.reference_K_bits,
         "K_minus_Lnull_bits": cfg.eval.reference_K_minus_Lnull_bits,
     }
     if args.parzen and (not ds.units.eight_bit or args.parzen_samples < 1):
         raise ThermodiffError("--parzen needs 8-bit image data and --parzen-samples >= 1")
-    n, steps = args.n or cfg.eval.n, args.chain_steps
-    r = report(model, ds, n, exact, cfg.eval.batch, device, args.split, ref, args.draws, steps)
-    r["step"] = run.step
+    steps = args.chain_steps
+    r = report(model, ds, n_asked, exact, cfg.eval.batch, device, args.split, ref, args.draws, steps)
+    r["step"], r["weights"] = run.step, run.weights
     if not math.isfinite(r["K_bits"]):
         raise ThermodiffError(f"K = {r['K_bits']}: the bound is not finite for this model; nothing written")
     if args.parzen:  # P 3.3: the paper's MNIST Parzen-window estimate (parzen.py)
         from thermodiff.evaluation.parzen import parzen_report
 
         r.update(parzen_report(model, ds, args.parzen_samples, device=device))
-    atomic_write_text(out, json.dumps(r, indent=1))
+    records.record(Path(args.run), r, paths)
     print(json.dumps(r) if args.json else format_report(r))
+    if not args.json:
+        print(f"  wrote {', '.join(str(p) for p in paths[:-1])}")
     return 0

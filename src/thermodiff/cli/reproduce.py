@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermodiff.cli.args import device_of
+from thermodiff.cli.args import device_of, set_threads, show_progress
 from thermodiff.cli.evaluate import format_report
 from thermodiff.errors import ThermodiffError
 
 
 def cmd_reproduce(args) -> int:
-    from thermodiff.evaluation.reproduce import EXPERIMENTS, reproduce
+    from thermodiff.config import load_toml
+    from thermodiff.data.sources import DATASETS
+    from thermodiff.evaluation.experiments import EXPERIMENTS
+    from thermodiff.evaluation.reproduce import reproduce
 
     names = args.experiments or list(EXPERIMENTS)
     for name in names:
@@ -18,7 +21,9 @@ def cmd_reproduce(args) -> int:
             raise ThermodiffError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})")
     for name in names:
         out = Path(args.out) / name if len(names) > 1 else Path(args.out)
-        result = reproduce(name, args.budget, out, device_of(args.device), progress=not args.quiet)
+        device, (config, overrides) = device_of(args.device), EXPERIMENTS[name][args.budget]
+        set_threads(args, DATASETS[load_toml(config, overrides).data.name].kind == "vectors", device)
+        result = reproduce(name, args.budget, out, device, progress=show_progress(args))
         print(format_report(result))
         for path in result.get("figures", []):
             print(f"  figure: {path}")

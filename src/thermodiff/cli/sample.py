@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thermodiff.cli.args import device_of
+from thermodiff.cli.args import device_of, load_weights
 from thermodiff.errors import ThermodiffError
 
 
@@ -13,14 +13,13 @@ def cmd_sample(args) -> int:
     import torch
 
     from thermodiff.data.files import check_out
-    from thermodiff.plots.draw import image_grid, scatter
+    from thermodiff.plots.draw import image_grid, scatter, sequences
     from thermodiff.run.checkpoint import atomic_write_bytes
-    from thermodiff.run.load import load_run
     from thermodiff.sampling.ancestral import data_box, sample
     from thermodiff.sampling.chain import chain_of
 
     device = device_of(args.device)
-    run = load_run(Path(args.run), device)
+    run = load_weights(args)
     model, spec, units = run.model, run.spec, run.units
     out = check_out(args.out or Path(args.run) / "samples" / f"samples_seed{args.seed}.png", panel=False)
     if args.raw and out.suffix != ".npy":
@@ -53,7 +52,9 @@ def cmd_sample(args) -> int:
         atomic_write_bytes(out, buf.getvalue())
     elif len(spec.shape) == 1 and spec.shape[0] == 2:
         scatter(x, out, title=f"{args.n} samples")
+    elif len(spec.shape) == 1:  # sequences: line plots, readable where a row of pixels is not
+        sequences(x, out, title=f"{min(args.n, 16)} of {args.n} samples ({run.weights} weights)")
     else:
         image_grid(units.grid(x), out)
-    print(f"wrote {out} ({chain.description})")
+    print(f"wrote {out}  ({args.n} samples, {run.weights} weights at step {run.step}; {chain.description})")
     return 0

@@ -153,3 +153,15 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def warnings_for(cfg: Config) -> list[str]:
+    """What is valid but will not do what it seems to (one line each; the CLI prints them)."""
+    t = cfg.train
+    out = []
+    if 0 < t.steps <= t.warmup:
+        out.append(
+            f"train.warmup = {t.warmup} is not shorter than train.steps = {t.steps}: the learning rate "
+            f"never reaches train.lr = {t.lr} (lower train.warmup)"
+        )
+    return out

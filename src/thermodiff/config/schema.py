@@ -94,7 +94,8 @@ class TrainConfig:
     warmup: int = 200
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    ema: float = 0.999
+    ema: float = 0.999  # the moving average's decay once warmed up
+    ema_warmup: bool = True  # decay min(ema, (1 + k) / (10 + k)) at update k: early averages follow
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 5_000
@@ -131,10 +132,20 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def from_dict(d: dict[str, Any]) -> Config:
-    """Build a Config from nested dicts, rejecting unknown sections and fields by name."""
+# Fields whose absence from a stored run's config means the behaviour from before they existed.
+_BEFORE_THEY_EXISTED = {("train", "ema_warmup"): False}
+
+
+def from_dict(d: dict[str, Any], stored: bool = False) -> Config:
+    """Build a Config from nested dicts, rejecting unknown sections and fields by name. stored: d is a
+    run's own config (config.json, a checkpoint's meta), and a field it predates keeps its old meaning."""
     sections = {f.name: f.type for f in fields(Config)}
     kwargs = {}
+    if stored:
+        d = {name: dict(values) if isinstance(values, dict) else values for name, values in d.items()}
+        for (section, name), old in _BEFORE_THEY_EXISTED.items():
+            if isinstance(d.get(section, {}), dict):
+                d.setdefault(section, {}).setdefault(name, old)
     for name, values in d.items():
         if name not in sections:
             raise ConfigError(f"unknown config section [{name}] (known: {', '.join(sections)})")

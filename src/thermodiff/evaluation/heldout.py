@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from thermodiff import progress
 from thermodiff.data import Dataset, dequantize
 from thermodiff.diffusion.bound import (
     BoundTerms,
@@ -63,6 +64,8 @@ def evaluate_bound(
             terms.edge = discrete_edge(kernel, xb.double(), noise, grid[0], lo, hi)
         return terms
 
+    calls = (kernel.T + 1 - kernel.t_first) if exact else draws  # network calls per batch
+    fn, ticks = progress.counted(fn, -(-x.shape[0] // batch) * calls, f"evaluate {x.shape[0]}")
     parts, per_t = [], None
     for xb in x.split(batch):
         xb = xb.to(device)
@@ -75,6 +78,8 @@ def evaluate_bound(
             parts.append(
                 _average([on_grid(bound_stochastic(kernel, fn, xb, gen)[0], xb) for _ in range(draws)])
             )
+    if ticks is not None:
+        ticks.close()
     return _concat(parts), (per_t / x.shape[0] if per_t is not None else None)
 
 

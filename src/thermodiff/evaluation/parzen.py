@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from thermodiff import progress
 from thermodiff.model.args import check_count, check_device
 
 if TYPE_CHECKING:
@@ -92,10 +93,14 @@ def model_samples_01(
     gen = torch.Generator(device).manual_seed(seed)
     kernel = model.kernel()
     fn = model.model_fn(kernel, graphed=True)
-    parts = []
+    parts, ticks = [], progress.bar(n, "Parzen: model samples")
     for start in range(0, n, batch):
         x = sample(kernel, fn, units.spec.shape, min(batch, n - start), gen, device)
         parts.append(units.model_to_pixels(x.cpu()))
+        if ticks is not None:
+            ticks.update(x.shape[0])
+    if ticks is not None:
+        ticks.close()
     return torch.cat(parts)
 
 

@@ -122,6 +122,13 @@ class UNet(nn.Module):
         f = 2 ** (len(mults) - 1)
         if H % f or W % f:
             raise ValueError(f"image size {H}x{W} is not divisible by 2^(len(mults)-1) = {f}")
+        reached = [min(H, W) // 2**i for i in range(len(mults))]
+        never = [r for r in attn_resolutions if r not in reached]
+        if never:  # silently no attention at all would train another network than the one asked for
+            raise ValueError(
+                f"attn_resolutions {','.join(map(str, never))} never occur: at {H}x{W} with mults of "
+                f"length {len(mults)} the U-Net's resolutions are {','.join(map(str, reached))}"
+            )
         self.base = base
         temb = 4 * base
         self.temb = nn.Sequential(nn.Linear(base, temb), nn.SiLU(), nn.Linear(temb, temb))

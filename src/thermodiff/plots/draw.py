@@ -67,11 +67,29 @@ def scatter(points: torch.Tensor, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
-    """(N, C, H, W) in [0, 1] -> one PNG grid."""
+def sequences(x: torch.Tensor, path: Path, title: str = "", most: int = 16) -> Path:
+    """1-D samples (N, L) (the heartbeat's sequences) as line plots, one panel each, at most `most`."""
+    x = x.detach().cpu().numpy()[:most]
+    cols = min(4, x.shape[0])
+    rows = -(-x.shape[0] // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 1.6 * rows), squeeze=False, sharey=True)
+    for i, ax in enumerate(axes.flat):
+        if i < x.shape[0]:
+            ax.plot(np.arange(x.shape[1]), x[i], lw=1.2)
+        else:
+            ax.set_axis_off()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None, min_tile: int = 64) -> Path:
+    """(N, C, H, W) in [0, 1] -> one PNG grid, each image enlarged by a whole factor (nearest pixel)
+    to at least min_tile pixels a side, so that a 28 x 28 grid is readable without zooming."""
     from PIL import Image
 
     x = images.detach().clamp(0, 1).cpu().numpy()
+    zoom = max(1, -(-min_tile // max(x.shape[2], x.shape[3])))
+    x = x.repeat(zoom, axis=2).repeat(zoom, axis=3)
     n, c, h, w = x.shape
     nrow = nrow or int(np.ceil(np.sqrt(n)))
     ncol = int(np.ceil(n / nrow))
@@ -102,4 +120,36 @@ def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_row
                 img = images[i].detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
                 ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
         axes[0, j].set_title(title, fontsize=8)
+    return _save(fig, path)
+
+
+def training_curve(metrics: list[dict], evals: list[dict], path: Path, title: str = "") -> Path:
+    """K against the step: training batches (metrics.jsonl: the one-t estimate, raw weights, averaged
+    over each log interval), held-out evaluations (evals/index.json, with their standard errors) and
+    the learning rate on its own axis."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    unit = next((m.get("unit") for m in metrics if "unit" in m), "bits")
+    train = [(m["step"], m["K_bits"]) for m in metrics if "K_bits" in m]
+    if train:
+        ax.plot(*zip(*train, strict=True), lw=1.2, label="K, training batches (raw weights)")
+    for weights, marker in (("ema", "o"), ("raw", "s")):
+        pts = [e for e in evals if e.get("weights", "ema") == weights and "K_bits" in e]
+        if pts:
+            ax.errorbar(
+                [e["step"] for e in pts],
+                [e["K_bits"] for e in pts],
+                yerr=[2 * e.get("stderr_bits", 0.0) for e in pts],
+                fmt=marker,
+                capsize=3,
+                label=f"K, held out ({weights} weights, ±2 SE)",
+            )
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"K ({unit})")
+    lr = [(m["step"], m["lr"]) for m in metrics if "lr" in m]
+    if lr:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*lr, strict=True), color="0.6", lw=0.8, ls="--")
+        ax2.set_ylabel("learning rate (dashed)", color="0.4")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
     return _save(fig, path)

@@ -69,7 +69,7 @@ def task_of(meta: dict) -> str:
 def config_of(meta: dict) -> tuple[Config, DataSpec, Scaling]:
     """(config, data spec, scaling) saved in a checkpoint's meta; KeyError/ValueError/ConfigError if bad
     (load under run.checkpoint.must_fit)."""
-    cfg = from_dict(meta["config"])
+    cfg = from_dict(meta["config"], stored=True)
     spec, scaling = data_of(meta)
     return cfg, spec, scaling
 
@@ -91,7 +91,8 @@ def check_weights(tensors: dict[str, torch.Tensor], where: Path) -> None:
 @dataclass(frozen=True)
 class Run:
     """A trained run loaded back: its config, model, data spec and scaling (and the units built from
-    them), the step it was saved at and its directory."""
+    them), the step it was saved at, its directory, and which weights the model holds ("ema": the
+    moving average, or "raw": the trained weights of the last step)."""
 
     config: Config
     model: DiffusionModel
@@ -100,10 +101,12 @@ class Run:
     units: Units
     step: int
     path: Path
+    weights: str = "ema"
 
 
 def load_run(run_dir: Path | str, device: str = "cpu", ema: bool = True) -> Run:
-    """The run in a directory, its model with EMA weights by default, on `device`."""
+    """The run in a directory, on `device`, its model with the moving average of the weights (ema=True,
+    what training's sample grids use) or the last step's trained weights (ema=False)."""
     device = check_device(device)
     tensors, meta = latest_state(run_dir)
     task = task_of(meta)
@@ -118,4 +121,5 @@ def load_run(run_dir: Path | str, device: str = "cpu", ema: bool = True) -> Run:
     check_weights(tensors, run_dir)
     model.fast.prepare(model.net.to(device).eval())  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
-    return Run(cfg, model, spec, scaling, Units(spec, scaling), meta["step"], Path(run_dir))
+    weights = "ema" if ema else "raw"
+    return Run(cfg, model, spec, scaling, Units(spec, scaling), meta["step"], Path(run_dir), weights)

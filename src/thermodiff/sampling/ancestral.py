@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from thermodiff import progress
 from thermodiff.data.units import Units
 from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
@@ -63,6 +64,7 @@ def _chain(
     x = x_T.to(torch.float64)
     t_start = kernel.T if t_start is None else t_start
     yield t_start, x
+    ticks = progress.bar(t_start, f"sample {x.shape[0]}")
     for step in range(t_start, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
@@ -72,6 +74,10 @@ def _chain(
         for r in multipliers:
             p = r(p, x, t)
         x = kernel.sample_from(p, generator)
+        if ticks is not None:
+            ticks.update(1)
+            if step == 1:
+                ticks.close()
         yield step - 1, x
 
 

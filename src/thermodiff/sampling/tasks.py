@@ -22,6 +22,7 @@ from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.respace import Spacing
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.assemble import DiffusionModel
+from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
 from thermodiff.sampling.chain import chain_of
 from thermodiff.sampling.interpolate import interpolate
@@ -102,17 +103,15 @@ def guidance(
     return [ClassifierGuidance(clf.guide(int(label)), scale)]
 
 
-def _setup(run: Path | str, out: Path | str | None, seed: int, device: str, name: str):
-    """(out, run, generator): the loaded Run; out defaults to RUN/samples/NAME_seedS.png (.npy for
-    vector data) and is checked before the model runs."""
-    from thermodiff.run.load import load_run
-
+def _setup(run: Path | str | Run, out: Path | str | None, seed: int, device: str, name: str):
+    """(out, run, generator): the Run (a directory is loaded with its EMA weights); out defaults to
+    RUN/samples/NAME_seedS.png (.npy for vector data) and is checked before the model runs."""
     if out is not None:
         check_out(out)
-    loaded = load_run(Path(run), device)
+    loaded = run if isinstance(run, Run) else load_run(Path(run), device)
     units = loaded.units
     if out is None:
-        out = Path(run) / "samples" / f"{name}_seed{seed}{'.png' if units.is_image else '.npy'}"
+        out = loaded.path / "samples" / f"{name}_seed{seed}{'.png' if units.is_image else '.npy'}"
     out = check_out(out)
     if out.suffix.lower() == ".png" and not units.is_image:
         shape = units.spec.shape
@@ -132,7 +131,7 @@ def _finish(out: Path, result: Tensor, units: Units, columns: list[tuple[str, Te
 
 
 def denoise_file(
-    run: Path | str,
+    run: Path | str | Run,
     input: Path | str,
     out: Path | str | None = None,
     noise_std: float = 1.0,
@@ -164,7 +163,7 @@ def denoise_file(
 
 
 def inpaint_file(
-    run: Path | str,
+    run: Path | str | Run,
     input: Path | str,
     mask: Path | str,
     out: Path | str | None = None,
@@ -192,7 +191,7 @@ def inpaint_file(
 
 
 def interpolate_file(
-    run: Path | str,
+    run: Path | str | Run,
     a: Path | str,
     b: Path | str,
     out: Path | str | None = None,

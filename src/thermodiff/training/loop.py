@@ -38,6 +38,7 @@ from thermodiff.run.checkpoint import (
 )
 from thermodiff.run.load import check_weights
 from thermodiff.training import distributed as dist
+from thermodiff.training.ema import ema_decay, ema_update
 from thermodiff.training.window import window_of, window_state
 
 
@@ -110,16 +111,6 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-@torch.no_grad()
-def ema_update(ema: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * params, in place."""
-    if ema and all(e.is_cuda and e.dtype == p.dtype for e, p in zip(ema, params, strict=True)):
-        torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)  # GPU: a few kernels
-        return
-    for e, p in zip(ema, params, strict=True):
-        e.lerp_(p.detach().to(e.dtype), 1 - decay)
-
-
 def fit(
     objective: Objective,
     examples: Examples,
@@ -177,7 +168,8 @@ def fit(
         if train.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, train.grad_clip)
         opt.step()
-        ema_update(list(ema_net.parameters()) + ema_extra, params, train.ema)
+        decay = ema_decay(train.ema, step + 1, train.ema_warmup)  # a function of the step: exact on resume
+        ema_update(list(ema_net.parameters()) + ema_extra, params, decay)
         window.append(stat)  # .item() only when logging: no per-step GPU sync
         if bar is not None:
             bar.update(1)

@@ -32,7 +32,7 @@ def config_for_run(
     if not path.is_file():
         raise ConfigError(f"cannot resume: {path} not found")
     try:
-        saved = from_dict(json.loads(path.read_text()))
+        saved = from_dict(json.loads(path.read_text()), stored=True)
     except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
         raise ConfigError(f"cannot resume: {path} is corrupt ({first_line(e)})") from None
     keys = None if overrides is None else [o.split("=", 1)[0].strip() for o in overrides]

@@ -20,6 +20,7 @@ from thermodiff.model.args import check_device
 from thermodiff.model.assemble import DiffusionModel, build_model
 from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
+from thermodiff.run.card import write_card
 from thermodiff.run.load import p_bar_of
 from thermodiff.run.lock import remove_temporaries, run_lock
 from thermodiff.training import distributed as dist
@@ -65,9 +66,10 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     examples = Examples(train_x, None, _dequantize_step(cfg, ds.spec, ds.scaling))
     grids = _sample_grids(model, ds, run_dir, cfg.train.sample_every, device)
     objective = NegativeBound(model, cfg, ds)
-    return fit(
-        objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids
-    )
+    fit(objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids)
+    if dist.is_main():
+        write_card(run_dir, cfg, cfg.train.steps)
+    return run_dir
 
 
 def recorded(cfg: Config, net: nn.Module | None) -> Config:
