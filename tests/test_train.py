@@ -51,11 +51,12 @@ SCHEDULES = ["paper", "learned"]
 def test_resume_equals_uninterrupted(tmp_path: Path, schedule: str) -> None:
     """30 steps in one go == 20 steps (train.steps=20), then resume=True with train.steps=30: every
     tensor (net, EMA, schedule) equal and the metrics for steps <= 30 equal except wall-clock
-    seconds. (tiny_cfg warms up over 200 steps, so the learning rate does not depend on
-    train.steps here.)"""
-    cfg = make_tiny_cfg(f"diffusion.schedule={schedule}")
+    seconds. (A warm-up over 200 steps, so the learning rate does not depend on train.steps here.)"""
+    cfg = make_tiny_cfg(f"diffusion.schedule={schedule}", "train.warmup=200")
     train(cfg, tmp_path / "a")
-    train(make_tiny_cfg(f"diffusion.schedule={schedule}", "train.steps=20"), tmp_path / "b")
+    train(
+        make_tiny_cfg(f"diffusion.schedule={schedule}", "train.warmup=200", "train.steps=20"), tmp_path / "b"
+    )
     train(cfg, tmp_path / "b", resume=True)
     assert_same_run(tmp_path / "a", tmp_path / "b", 30)
 
