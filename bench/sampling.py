@@ -23,7 +23,7 @@ from benchio import write_json
 
 from thermodiff import load_dataset, load_run, load_toml, sample, train
 from thermodiff.diffusion.bound import mean_and_stderr, to_bits
-from thermodiff.evaluation.heldout import evaluate_bound
+from thermodiff.evaluation.estimate import evaluate_bound
 from thermodiff.sampling.chain import chain_of
 
 STEP_COUNTS = (1000, 250, 100, 50, 25, 10)

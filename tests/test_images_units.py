@@ -27,7 +27,8 @@ from thermodiff.diffusion.distributions import discretized_gaussian_log_likeliho
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.schedules import Schedule, paper_betas
 from thermodiff.errors import DataError
-from thermodiff.evaluation.heldout import evaluate_bound, report
+from thermodiff.evaluation.estimate import evaluate_bound
+from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.parzen import SIGMAS, choose_sigma, parzen_estimate, parzen_log_likelihood
 
 F64 = torch.float64

@@ -48,12 +48,12 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str, path: Path) -> list[tuple[str, list[str], bool]]:
-    """(module imported, names taken from it, at module level) for every thermodiff import that runs
-    (those under `if TYPE_CHECKING:` are for type hints only and make no edge)."""
+def _imports(name: str, path: Path, hints: bool = False) -> list[tuple[str, list[str], bool]]:
+    """(module imported, names taken from it, at module level) for every thermodiff import; those under
+    `if TYPE_CHECKING:` (type hints only, never run) only when `hints`."""
     tree = ast.parse(path.read_text())
     top = set(map(id, tree.body))
-    hints = {
+    hinted = {
         id(inner)
         for node in tree.body
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
@@ -62,7 +62,7 @@ def _imports(name: str, path: Path) -> list[tuple[str, list[str], bool]]:
     found = []
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(tree):
-        if id(node) in hints:
+        if id(node) in hinted and not hints:
             continue
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
@@ -76,6 +76,18 @@ def _imports(name: str, path: Path) -> list[tuple[str, list[str], bool]]:
                 if a.name.split(".")[0] == "thermodiff":
                     found.append((a.name, [], id(node) in top))
     return found
+
+
+def _defined_in(package: str) -> dict[str, str]:
+    """name -> the submodule a package's __init__ takes it from (`from package.sub import name`)."""
+    if package not in MODULES or MODULES[package].name != "__init__.py":
+        return {}
+    return {
+        n: module
+        for module, names, _ in _imports(package, MODULES[package])
+        if module.startswith(package + ".") and module in MODULES
+        for n in names
+    }
 
 
 def _resolve(module: str, names: list[str]) -> list[str]:
@@ -107,25 +119,23 @@ def test_no_module_imports_an_underscore_name_of_another() -> None:
 
 
 def test_no_import_cycle() -> None:
-    """Module-level imports only (an import inside a function runs after both modules exist)."""
-    graph = {
-        name: {m for module, names, top in _imports(name, path) if top for m in _resolve(module, names)}
-        for name, path in MODULES.items()
-    }
-    for name in graph:  # a package's __init__ runs before its submodules: importing one imports it
-        parent = name.rsplit(".", 1)[0]
-        if parent != name and parent in graph:
-            graph[name] = graph[name] | {parent}
+    """No two modules import each other, through any chain of imports: module level, inside functions or
+    for type hints alike. A name taken from a package counts as an import of the submodule that defines
+    it; a package importing its own submodules is not an edge."""
+    graph: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        edges = set()
+        for module, names, _ in _imports(name, path, hints=True):
+            defined = _defined_in(module)
+            edges |= {*_resolve(module, names), *(defined[n] for n in names if n in defined)}
+        graph[name] = {m for m in edges if m != name and not m.startswith(name + ".")}
     state: dict[str, int] = {}
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
-            if nxt == node or (nxt in node and node.startswith(nxt + ".")):
-                continue  # a submodule's parent package, already being imported
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
-                pytest.fail("import cycle: " + " -> ".join(cycle))
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = 2

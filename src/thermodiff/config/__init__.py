@@ -1,19 +1,21 @@
-"""Configuration: frozen dataclasses, TOML loading, `--set` overrides (schema.py) and the rules of a
-valid config (rules.py). Imports errors only, and the registries' names for the allowed choices."""
+"""Configuration: frozen dataclasses (schema.py, a leaf), TOML loading and `--set` overrides (load.py),
+and the rules of a valid config (rules.py), whose choices come from the registries."""
 
-from thermodiff.config.schema import (
+from thermodiff.config.load import (
     CONFIG_DIR,
+    from_dict,
+    load_toml,
+    replace_section,
+    resolve_config_path,
+    with_overrides,
+)
+from thermodiff.config.schema import (
     Config,
     DataConfig,
     DiffusionConfig,
     EvalConfig,
     ModelConfig,
     TrainConfig,
-    from_dict,
-    load_toml,
-    replace_section,
-    resolve_config_path,
-    with_overrides,
 )
 
 __all__ = [

@@ -15,7 +15,7 @@ from thermodiff.lists import int_list
 from thermodiff.nets.registry import NETS
 
 if TYPE_CHECKING:
-    from thermodiff.config import Config
+    from thermodiff.config.schema import Config
 
 _CHOICES = {  # a registry's live keys where there is one (a name registered later is a valid choice)
     ("data", "name"): DATASETS,

@@ -16,7 +16,7 @@ from thermodiff.data.units import Units
 from thermodiff.errors import DataError
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 
 @dataclass(frozen=True)

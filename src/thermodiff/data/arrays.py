@@ -19,7 +19,7 @@ from thermodiff.data.vectors import continuous_dataset
 from thermodiff.errors import DataError, first_line
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 SUFFIXES = (".npy", ".npz", ".csv")
 

@@ -19,7 +19,7 @@ from thermodiff.data.root import data_root
 from thermodiff.errors import DataError, first_line
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 HEARTBEAT_LEN = 20
 HEARTBEAT_PERIOD = 5

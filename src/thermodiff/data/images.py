@@ -28,7 +28,7 @@ from thermodiff.data.root import data_root
 from thermodiff.errors import DataError, first_line
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 IDX_NDIM = {0x00000801: 1, 0x00000803: 3}  # IDX magic -> ndim: uint8 labels (N,), uint8 images (N, H, W)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from thermodiff.lists import EXAMPLE_KINDS
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
     from thermodiff.data import Dataset
 
 

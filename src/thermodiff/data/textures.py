@@ -19,7 +19,7 @@ from thermodiff.data.root import data_root
 from thermodiff.errors import DataError
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 BARK_FILE = Path("brodatz-bark") / "D12.gif"
 _BUDGET = 1 << 22  # (uncovered pixel, disk) pairs tested together

@@ -11,7 +11,7 @@ from torch import Tensor
 from thermodiff.data import Dataset, DataSpec, Scaling, toy
 
 if TYPE_CHECKING:
-    from thermodiff.config import DataConfig
+    from thermodiff.config.schema import DataConfig
 
 
 def continuous_dataset(

@@ -8,7 +8,7 @@ import torch
 
 from thermodiff.diffusion.bound import BoundTerms, mean_and_stderr, to_bits
 from thermodiff.diffusion.respace import Respacing, Spacing
-from thermodiff.evaluation.heldout import draws_text, evaluate_bound, terms_bits
+from thermodiff.evaluation.estimate import draws_text, evaluate_bound, terms_bits
 from thermodiff.model.assemble import DiffusionModel
 
 

@@ -15,7 +15,7 @@ from thermodiff.nets.time import sinusoidal_embedding
 from thermodiff.nets.unet import Downsample, ResBlock, group_norm
 
 if TYPE_CHECKING:
-    from thermodiff.config import ModelConfig
+    from thermodiff.config.schema import ModelConfig
 
 TASKS = ("classifier", "clean_classifier")  # the train.task values that train this network
 

@@ -13,7 +13,7 @@ from torch import nn
 from thermodiff.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
-    from thermodiff.config import ModelConfig
+    from thermodiff.config.schema import ModelConfig
 
 
 def import_class(path: str) -> type:

@@ -22,7 +22,7 @@ from thermodiff.nets.multiscale import PaperImageNet
 from thermodiff.nets.unet import UNet
 
 if TYPE_CHECKING:
-    from thermodiff.config import ModelConfig
+    from thermodiff.config.schema import ModelConfig
 
 Builder = Callable[["ModelConfig", tuple[int, ...], int, int, int], nn.Module]
 
