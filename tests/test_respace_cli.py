@@ -4,6 +4,7 @@ evaluate) on the tiny image model of test_condition_cli (T = 8) and the tiny swi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,11 @@ def test_interpolate_keeps_steps_for_mixes_and_encodes_by_ddim(runs, tmp_path: P
     assert mixes.shape == (3, 1, S, S) and np.isfinite(mixes).all()
 
 
-def test_evaluate_reports_the_respaced_chain_beside_the_full_one(tiny_run: Path, capsys) -> None:
+def test_evaluate_reports_the_respaced_chain_beside_the_full_one(
+    tiny_run: Path, tmp_path: Path, capsys
+) -> None:
+    shutil.copytree(tiny_run, tmp_path / "run")  # evaluate records into the run: not the shared one
+    tiny_run = tmp_path / "run"
     for steps, same in (("10", True), ("4", False)):  # the tiny run has T = 10
         assert (
             main(["evaluate", str(tiny_run), "--steps", steps, "--n", "100", "--json", "--device", "cpu"])
@@ -74,6 +79,7 @@ def test_evaluate_reports_the_respaced_chain_beside_the_full_one(tiny_run: Path,
         assert np.isfinite(s["K_bits"]) and s["stderr_bits"] > 0 and "prior" in s["terms_bits"]
         if same:  # every step kept: the full chain itself, the same draws
             assert s["K_bits"] == r["K_bits"] and s["minus_full_K_bits"] == 0
+            assert s["minus_full_K_stderr_bits"] == 0 and s["kept_steps"] == list(range(1, 11))
         else:
             assert abs(s["K_bits"] - r["K_bits"] - s["minus_full_K_bits"]) < 1e-9
     assert main(["evaluate", str(tiny_run), "--steps", "4", "--n", "50", "--device", "cpu"]) == 0

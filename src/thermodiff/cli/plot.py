@@ -10,21 +10,9 @@ from thermodiff.cli.args import device_of, load_weights
 from thermodiff.errors import ThermodiffError
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The JSON records of a .jsonl file, a torn line skipped."""
-    out = []
-    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
-
-
 def cmd_plot(args) -> int:
     from thermodiff.plots.draw import training_curve
+    from thermodiff.run.card import read_jsonl  # torch-free start-up: imported when the command runs
 
     run = load_weights(args)
     run_dir = Path(args.run)

@@ -48,7 +48,7 @@ def evaluate_bound(
     if draws < 1:
         raise ThermodiffError(f"--draws {draws}: needs >= 1")
     gen = torch.Generator(device).manual_seed(seed)
-    if steps is None:
+    if steps is None:  # any model with kernel() and model_fn(): the respaced chain needs chain()
         kernel = model.kernel()
         fn = model.model_fn(kernel)
     else:

@@ -9,22 +9,24 @@ from thermodiff.config import Config
 from thermodiff.run.checkpoint import atomic_write_text
 
 
-def _last_record(run_dir: Path) -> dict:
-    last = {}
-    path = run_dir / "metrics.jsonl"
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON records of a .jsonl file (metrics.jsonl), a torn line skipped."""
+    out = []
     for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
         try:
-            last = json.loads(line)
+            record = json.loads(line)
         except ValueError:
             continue
-    return last if isinstance(last, dict) else {}
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 def write_card(run_dir: Path, cfg: Config, step: int, evaluation: dict | None = None) -> Path:
     """RUN/README.md, a model card: written when training ends, rewritten by `reproduce` with its K."""
     run_dir = Path(run_dir)
     d, m, t = cfg.data, cfg.model, cfg.train
-    last = _last_record(run_dir)
+    last = (read_jsonl(run_dir / "metrics.jsonl") or [{}])[-1]
     lines = [
         f"# {run_dir.name}: a thermodiff run",
         "",

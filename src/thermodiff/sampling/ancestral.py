@@ -67,8 +67,7 @@ def _chain(
     ticks = progress.bar(t_start, f"sample {x.shape[0]}")
     for step in range(t_start, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
-        p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
-        p = p.to(torch.float64)
+        p = reverse_step(kernel, model_fn, x, t, step)
         if transform is not None:
             p = transform(p, x, t)
         for r in multipliers:
@@ -79,6 +78,13 @@ def _chain(
             if step == 1:
                 ticks.close()
         yield step - 1, x
+
+
+def reverse_step(kernel: Kernel, model_fn: ModelFn, x: Tensor, t: Tensor, step: int) -> Step:
+    """p(x_{t-1} | x_t) in float64: the model's, or below kernel.t_first the fixed reversal of the
+    forward step (P App. B.2). `step` is t's value, known to the caller (no device sync)."""
+    p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
+    return p.to(torch.float64)
 
 
 def sample(

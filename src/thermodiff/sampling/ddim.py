@@ -17,6 +17,7 @@ from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, at
 from thermodiff.errors import ThermodiffError
+from thermodiff.sampling.ancestral import reverse_step
 
 
 class DDIMStep:
@@ -59,12 +60,6 @@ class DDIMStep:
         return GaussianStep(mean, torch.log(self.variance(t, x_t)).expand_as(mean))
 
 
-def _step_at(kernel: GaussianKernel, model_fn: ModelFn, x: Tensor, t: Tensor) -> GaussianStep:
-    step = int(t[0])
-    p = kernel.equilibrium_reversal(x, t) if step < kernel.t_first else model_fn(x, t)
-    return p.to(torch.float64)
-
-
 @torch.no_grad()
 def ddim_encode(
     kernel: GaussianKernel,
@@ -87,13 +82,13 @@ def ddim_encode(
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         target = x
         if step >= k.t_first:  # first guess: eps read at x_{t-1} (Song et al. 2021 §4.3's encoder)
-            guess = ddim.x0(_step_at(k, model_fn, x, t), x, t)
+            guess = ddim.x0(reverse_step(k, model_fn, x, t, step), x, t)
             eps = (x - at(k.sqrt_alpha_bar, t - 1, x) * guess) / at(k.one_minus_alpha_bar, t - 1, x).sqrt()
             x = at(k.sqrt_alpha_bar, t, x) * guess + at(k.one_minus_alpha_bar, t, x).sqrt() * eps
         slope = at(k.sqrt_alpha_bar, t - 1, x) / at(k.sqrt_alpha_bar, t, x)  # (B, 1, ...)
         scale, last = 1.0 + float(target.abs().max()), None
         for _ in range(iterations):
-            out = ddim(_step_at(k, model_fn, x, t), x, t).mean
+            out = ddim(reverse_step(k, model_fn, x, t, step), x, t).mean
             residual = target - out
             if float(residual.abs().max()) <= tol * scale:
                 break
