@@ -25,6 +25,7 @@ def cmd_reproduce(args) -> int:
         set_threads(args, DATASETS[load_toml(config, overrides).data.name].kind == "vectors", device)
         result = reproduce(name, args.budget, out, device, progress=show_progress(args))
         print(format_report(result))
-        for path in result.get("figures", []):
-            print(f"  figure: {path}")
+        for fig in result.get("figures", []):
+            where = fig["path"] or f"missing ({fig['missing']})"
+            print(f"  figure {fig['name']}: {where}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from thermodiff.config import load_toml
 from thermodiff.data import load_dataset
 from thermodiff.evaluation.experiments import EXPERIMENTS
+from thermodiff.evaluation.figures import run_figures
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.records import eval_name, planned_paths, record
 from thermodiff.run.card import write_card
@@ -35,16 +36,8 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     }
     result = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, "test", ref)
     result["step"], result["weights"] = run.step, run.weights
-    figures = []
-    if ds.spec.shape == (2,):
-        from thermodiff.evaluation.figure1 import swiss_roll_figure
-
-        figures.append(str(swiss_roll_figure(model, ds, out / "figure1.png")))
-    if ds.units.eight_bit:  # 16 samples (EMA net, seed 0) as one grid in [0, 1]
-        from thermodiff.sampling.ancestral import sample_grid
-
-        figures.append(str(sample_grid(model, ds.spec, ds.scaling, out / "samples.png", device=device)))
-    result["figures"] = figures
+    figures = run_figures(run, ds, out, device)
+    result["figures"] = [f.as_dict() for f in figures]
     name = eval_name("test", cfg.eval.exact, 1, result["n_examples"], run.weights, run.step, False)
     record(out, result, planned_paths(out, name, None, own=True))
     write_card(out, cfg, run.step, result)
