@@ -1,4 +1,4 @@
-"""`thermodiff reproduce`: the paper's experiments, one command each."""
+"""`thermodiff reproduce`: the paper's experiments, one command each, and their report."""
 
 from __future__ import annotations
 
@@ -28,4 +28,15 @@ def cmd_reproduce(args) -> int:
         for fig in result.get("figures", []):
             where = fig["path"] or f"missing ({fig['missing']})"
             print(f"  figure {fig['name']}: {where}")
+        print(f"report: {write_report(Path(args.out), names, args.budget, list(EXPERIMENTS))}")
     return 0
+
+
+def write_report(out: Path, names: list[str], budget: str, known: list[str]) -> Path:
+    """DIR/report.md and DIR/report.html from the runs as they stand (rewritten after each experiment)."""
+    from thermodiff.report import build_report
+    from thermodiff.run.checkpoint import atomic_write_text
+
+    for file, text in build_report(out, names, budget, known).items():
+        atomic_write_text(out / file, text)
+    return out / "report.html"

@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import platform
+import time
 from pathlib import Path
 
-from thermodiff.config import load_toml
+import torch
+
+from thermodiff.config import Config, load_toml
 from thermodiff.data import load_dataset
 from thermodiff.evaluation.experiments import EXPERIMENTS
 from thermodiff.evaluation.figures import run_figures
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.records import eval_name, planned_paths, record
-from thermodiff.run.card import write_card
+from thermodiff.run.card import read_jsonl, write_card
 from thermodiff.run.checkpoint import check_writable
 from thermodiff.run.load import load_run
-from thermodiff.training.train import train
+from thermodiff.training.resume import config_for_run
+from thermodiff.training.train import recorded, train
 
 
 def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: bool = True) -> dict:
     """Train the experiment's config (fresh, or resumed if `out` holds it), evaluate, draw figures;
-    the evaluation goes to eval.json (the run's own) and evals/ (records.py)."""
+    the evaluation goes to eval.json (the run's own) and evals/ (records.py). A run already trained
+    and evaluated to this budget is returned as it stands (its eval.json), not trained again."""
     config, overrides = EXPERIMENTS[name][budget]
     cfg = load_toml(config, overrides)
     out = Path(out)
     check_writable(out / "eval.json")  # before the training, not after it
-    resume = (out / "config.json").exists()  # an interrupted reproduce continues
     # every field counts as given: out holds this experiment's run or nothing
     every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
+    done = finished(out, cfg, every_field)
+    if done is not None:
+        return done
+    resume = (out / "config.json").exists()  # an interrupted reproduce continues
     train(cfg, out, device=device, resume=resume, progress=progress, overrides=every_field)
+    started = time.time()
     run = load_run(out, device)
     cfg, model = run.config, run.model
     ds = load_dataset(cfg.data)
@@ -38,7 +49,53 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     result["step"], result["weights"] = run.step, run.weights
     figures = run_figures(run, ds, out, device)
     result["figures"] = [f.as_dict() for f in figures]
+    result["experiment"], result["budget"] = name, budget
+    result["cost"] = cost(out, run.step, time.time() - started, device)
     name = eval_name("test", cfg.eval.exact, 1, result["n_examples"], run.weights, run.step, False)
     record(out, result, planned_paths(out, name, None, own=True))
     write_card(out, cfg, run.step, result)
     return result
+
+
+def finished(out: Path, cfg: Config, every_field: list[str]) -> dict | None:
+    """The run's eval.json when `out` holds this experiment trained to cfg.train.steps and evaluated
+    with its figures; None when anything is left to do. A run of another config is refused."""
+    path = out / "eval.json"
+    if not (out / "config.json").is_file() or not path.is_file():
+        return None
+    config_for_run(out, recorded(cfg, None), True, every_field)  # a one-line error if another experiment
+    try:
+        result = json.loads(path.read_text())
+    except ValueError:
+        return None  # torn: evaluate again
+    if not isinstance(result, dict) or result.get("step") != cfg.train.steps or "figures" not in result:
+        return None
+    return result
+
+
+def cost(out: Path, steps: int, eval_seconds: float, device: str) -> dict:
+    """What the run cost, read from the run: its training steps, the training loop's wall time summed
+    over its sessions (metrics.jsonl; a resumed run restarts its clock), the evaluation's and figures'
+    wall time, and the device."""
+    sessions, total, last = 0, 0.0, None
+    for rec in read_jsonl(out / "metrics.jsonl"):
+        seconds = rec.get("seconds")
+        if not isinstance(seconds, (int, float)):
+            continue
+        if last is None or seconds < last:  # a new session's clock
+            sessions += 1
+            total += last or 0.0
+        last = seconds
+    total += last or 0.0
+    if device.startswith("cuda"):
+        where = torch.cuda.get_device_name(torch.device(device))
+    else:
+        where = f"CPU ({platform.machine() or 'unknown'}), {torch.get_num_threads()} thread(s)"
+    return {
+        "train_steps": steps,
+        "train_seconds": round(total, 3),
+        "train_sessions": sessions,
+        "eval_seconds": round(eval_seconds, 3),
+        "device": device,
+        "device_name": where,
+    }
