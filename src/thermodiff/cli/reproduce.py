@@ -23,7 +23,11 @@ def cmd_reproduce(args) -> int:
         out = Path(args.out) / name if len(names) > 1 else Path(args.out)
         device, (config, overrides) = device_of(args.device), EXPERIMENTS[name][args.budget]
         set_threads(args, DATASETS[load_toml(config, overrides).data.name].kind == "vectors", device)
-        result = reproduce(name, args.budget, out, device, progress=show_progress(args))
+        try:
+            result = reproduce(name, args.budget, out, device, progress=show_progress(args))
+        except KeyboardInterrupt:  # the report shows how far the interrupted experiment got
+            write_report(Path(args.out), names, args.budget, list(EXPERIMENTS))
+            raise
         print(format_report(result))
         for fig in result.get("figures", []):
             where = fig["path"] or f"missing ({fig['missing']})"
