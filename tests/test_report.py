@@ -166,11 +166,15 @@ def test_an_interrupted_reproduction_resumes_and_the_report_then_covers_every_ex
 
 
 def test_training_time_is_summed_over_sessions(tmp_path: Path) -> None:
-    lines = [{"step": 10, "seconds": 1.0}, {"step": 20, "seconds": 2.5}, {"step": 20, "seconds": 0.75}]
-    lines += [{"step": 30, "seconds": 1.25}]
+    """Each session restarts its clock; the resumed one (from the step-10 checkpoint) took longer to its
+    first log than the first did, so only sessions.json can tell them apart."""
+    lines = [{"step": 10, "seconds": 1.0}, {"step": 20, "seconds": 1.6}, {"step": 30, "seconds": 2.9}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4')
+    (tmp_path / "sessions.json").write_text(json.dumps([{"from_step": 0}, {"from_step": 10}]))
     c = cost(tmp_path, 30, 3.0, "cpu")
-    assert (c["train_sessions"], c["train_seconds"], c["train_steps"]) == (2, 3.75, 30)
+    assert (c["train_sessions"], c["train_seconds"], c["train_steps"]) == (2, 3.9, 30)
+    (tmp_path / "sessions.json").unlink()  # a run trained by `thermodiff train`: one session
+    assert cost(tmp_path, 30, 3.0, "cpu")["train_seconds"] == 2.9
 
 
 def fake_run(run: Path, figures: list[dict], data: str = "cifar10", **extra) -> None:

@@ -16,7 +16,7 @@ from thermodiff.evaluation.figures import run_figures
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.records import eval_name, planned_paths, record
 from thermodiff.run.card import read_jsonl, write_card
-from thermodiff.run.checkpoint import check_writable
+from thermodiff.run.checkpoint import atomic_write_text, check_writable, has_checkpoint, latest_checkpoint
 from thermodiff.run.load import load_run
 from thermodiff.training.resume import config_for_run
 from thermodiff.training.train import recorded, train
@@ -32,10 +32,13 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     check_writable(out / "eval.json")  # before the training, not after it
     # every field counts as given: out holds this experiment's run or nothing
     every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
-    done = finished(out, cfg, every_field)
+    resume = (out / "config.json").exists()  # an interrupted reproduce continues
+    # another experiment's run in `out` is refused here, before anything is written
+    config_for_run(out, recorded(cfg, None), resume, every_field)
+    done = finished(out, cfg)
     if done is not None:
         return done
-    resume = (out / "config.json").exists()  # an interrupted reproduce continues
+    note_session(out, resume)
     train(cfg, out, device=device, resume=resume, progress=progress, overrides=every_field)
     started = time.time()
     run = load_run(out, device)
@@ -57,13 +60,12 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     return result
 
 
-def finished(out: Path, cfg: Config, every_field: list[str]) -> dict | None:
-    """The run's eval.json when `out` holds this experiment trained to cfg.train.steps and evaluated
-    with its figures; None when anything is left to do. A run of another config is refused."""
+def finished(out: Path, cfg: Config) -> dict | None:
+    """The run's eval.json when `out` (this experiment's run) is trained to cfg.train.steps and evaluated
+    with its figures; None when anything is left to do."""
     path = out / "eval.json"
     if not (out / "config.json").is_file() or not path.is_file():
         return None
-    config_for_run(out, recorded(cfg, None), True, every_field)  # a one-line error if another experiment
     try:
         result = json.loads(path.read_text())
     except ValueError:
@@ -73,20 +75,37 @@ def finished(out: Path, cfg: Config, every_field: list[str]) -> dict | None:
     return result
 
 
+def note_session(out: Path, resume: bool) -> None:
+    """Append to RUN/sessions.json the step this training session starts from (its checkpoint's), so that
+    the cost can tell the sessions' records in metrics.jsonl apart (each restarts its clock)."""
+    start = 0
+    if resume and has_checkpoint(out):
+        start = json.loads((latest_checkpoint(out) / "meta.json").read_text())["step"]
+    path = out / "sessions.json"
+    sessions = json.loads(path.read_text()) if resume and path.is_file() else []
+    sessions.append({"from_step": start, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    atomic_write_text(path, json.dumps(sessions, indent=1))
+
+
+def training_seconds(out: Path) -> tuple[float, int]:
+    """The training loop's wall time summed over its sessions, and how many sessions logged: session i
+    holds the metrics.jsonl records after its start step, up to the next session's (sessions.json;
+    absent, one session). An interrupted session's records past its last checkpoint were dropped on resume."""
+    path = out / "sessions.json"
+    starts = sorted({s["from_step"] for s in json.loads(path.read_text())}) if path.is_file() else [0]
+    last: dict[int, float] = {}
+    for rec in read_jsonl(out / "metrics.jsonl"):
+        step, seconds = rec.get("step"), rec.get("seconds")
+        if isinstance(step, int) and isinstance(seconds, (int, float)):
+            session = max((i for i, s in enumerate(starts) if s < step), default=0)
+            last[session] = max(last.get(session, 0.0), float(seconds))
+    return sum(last.values()), len(last)
+
+
 def cost(out: Path, steps: int, eval_seconds: float, device: str) -> dict:
     """What the run cost, read from the run: its training steps, the training loop's wall time summed
-    over its sessions (metrics.jsonl; a resumed run restarts its clock), the evaluation's and figures'
-    wall time, and the device."""
-    sessions, total, last = 0, 0.0, None
-    for rec in read_jsonl(out / "metrics.jsonl"):
-        seconds = rec.get("seconds")
-        if not isinstance(seconds, (int, float)):
-            continue
-        if last is None or seconds < last:  # a new session's clock
-            sessions += 1
-            total += last or 0.0
-        last = seconds
-    total += last or 0.0
+    over its sessions, the evaluation's and figures' wall time, and the device."""
+    total, sessions = training_seconds(out)
     if device.startswith("cuda"):
         where = torch.cuda.get_device_name(torch.device(device))
     else:
