@@ -231,7 +231,7 @@ def test_the_html_page_is_self_contained(tmp_path: Path) -> None:
     ]
     assert rows and rows[0][3] == "5.5000"
     for ref in (r for r in REFERENCES if r.data == "cifar10"):
-        assert f"{ref.model} {'≤ ' if ref.bound else ''}{ref.value:g} ({ref.source})" in rows[0][4]
+        assert f"{ref.model} {'≤ ' if ref.bound else ''}{ref.value} ({ref.source})" in rows[0][4]
     assert ["mnist", "quick", "not started", str(tmp_path / "rp" / "mnist")] in page.rows
 
 

@@ -1,5 +1,6 @@
 """Published numbers the report sets beside ours: the only numbers in the report not read from a run.
-Each names its paper and table; `key` is the eval.json field it compares with (same data, same unit)."""
+Each names its paper and table (checked against the paper's text, never typed from memory); `key` is
+the eval.json field it compares with (same data, same unit)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class Reference:
     data: str
     key: str
     model: str
-    value: float
+    value: str  # as printed in the source (its digits)
     source: str
     bound: bool = False  # an upper bound on the NLL (a lower bound on the log-likelihood), not exact
 
@@ -21,22 +22,22 @@ class Reference:
 REFERENCES: tuple[Reference, ...] = (
     # Dead leaves, log-likelihood in bits/pixel (higher is better), the paper's own comparison.
     Reference(
-        "dead_leaves", "K_bits", "MCGSM (Theis et al. 2012)", 1.244, "Sohl-Dickstein et al. 2015, Table 2"
+        "dead_leaves", "K_bits", "MCGSM (Theis et al. 2012)", "1.244", "Sohl-Dickstein et al. 2015, Table 2"
     ),
     # CIFAR-10, test NLL in bits/dim on the 8-bit grid (lower is better).
-    Reference("cifar10", "nll_bits_per_dim", "Gated PixelCNN", 3.03, "Ho et al. 2020 (DDPM), Table 1"),
-    Reference("cifar10", "nll_bits_per_dim", "Sparse Transformer", 2.80, "Ho et al. 2020 (DDPM), Table 1"),
+    Reference("cifar10", "nll_bits_per_dim", "Gated PixelCNN", "3.03", "Ho et al. 2020 (DDPM), Table 1"),
+    Reference("cifar10", "nll_bits_per_dim", "Sparse Transformer", "2.80", "Ho et al. 2020 (DDPM), Table 1"),
     Reference(
-        "cifar10", "nll_bits_per_dim", "DDPM (L, fixed isotropic Σ)", 3.70, "Ho et al. 2020, Table 1", True
+        "cifar10", "nll_bits_per_dim", "DDPM (L, fixed isotropic Σ)", "3.70", "Ho et al. 2020, Table 1", True
     ),
-    Reference("cifar10", "nll_bits_per_dim", "DDPM (L_simple)", 3.75, "Ho et al. 2020, Table 1", True),
-    Reference("cifar10", "nll_bits_per_dim", "PixelCNN++", 2.92, "Salimans et al. 2017, CIFAR-10 result"),
+    Reference("cifar10", "nll_bits_per_dim", "DDPM (L_simple)", "3.75", "Ho et al. 2020, Table 1", True),
+    Reference("cifar10", "nll_bits_per_dim", "PixelCNN++", "2.92", "Salimans et al. 2017, CIFAR-10 result"),
     Reference(
-        "cifar10", "nll_bits_per_dim", "iDDPM (L_vlb)", 2.94, "Nichol & Dhariwal 2021, CIFAR-10 result", True
+        "cifar10", "nll_bits_per_dim", "iDDPM", "2.94", "Nichol & Dhariwal 2021, CIFAR-10 result", True
     ),
     # Binarized MNIST, test NLL in nats per image (lower is better).
-    Reference("binarized_mnist", "nll_nats", "PixelCNN", 81.30, "van den Oord et al. 2016 (Pixel RNN)"),
-    Reference("binarized_mnist", "nll_nats", "PixelRNN", 79.20, "van den Oord et al. 2016 (Pixel RNN)"),
+    Reference("binarized_mnist", "nll_nats", "PixelCNN", "81.3", "van den Oord et al. 2016 (Pixel RNN)"),
+    Reference("binarized_mnist", "nll_nats", "PixelRNN", "79.2", "van den Oord et al. 2016 (Pixel RNN)"),
 )
 
 

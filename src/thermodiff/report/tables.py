@@ -144,7 +144,7 @@ def modern_table(done: list[Entry]) -> Table:
             refs = references_for(data, key)
             if key not in e or (key == "K_bits" and not refs):
                 continue
-            shown = "; ".join(f"{r.model} {'≤ ' if r.bound else ''}{r.value:g} ({r.source})" for r in refs)
+            shown = "; ".join(f"{r.model} {'≤ ' if r.bound else ''}{r.value} ({r.source})" for r in refs)
             if key == "nll_bits_per_dim" and "nll_note" in e:
                 what = "NLL bound, bits/dim on the 8-bit grid (lower is better)"
             rows.append((x.name, x.budget, what, num(e[key], e.get(se_key)), shown or DASH))
