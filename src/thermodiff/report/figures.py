@@ -59,3 +59,12 @@ def data_uri(path: Path) -> str:
     """The image file as a data: URI, so that the HTML page needs no other file."""
     mime = MIME.get(path.suffix.lower(), "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def pixel_width(path: Path) -> int | None:
+    """A PNG's width in pixels from its header (None for other formats or a short file)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from thermodiff.report.figures import Shown, data_uri
+from thermodiff.report.figures import Shown, data_uri, pixel_width
 from thermodiff.report.tables import Table
 
 STYLE = """
@@ -48,7 +48,10 @@ def table_html(t: Table) -> str:
 
 def figure_html(f: Shown) -> str:
     if f.path is not None:
-        img = f'<img src="{data_uri(f.path)}" alt="{escape(f.name)}">'
+        width = pixel_width(f.path)
+        scale = 600 // width if width else 0  # a small sample grid, enlarged with its pixels kept sharp
+        size = f' style="width:{width * scale}px;image-rendering:pixelated"' if scale > 1 else ""
+        img = f'<img src="{data_uri(f.path)}" alt="{escape(f.name)}"{size}>'
         return f"<figure>{img}<figcaption><b>{escape(f.name)}.</b> {escape(f.caption)}</figcaption></figure>"
     text = f"<b>{escape(f.name)}: missing</b> ({escape(f.missing or '')}). {escape(f.caption)}"
     return f'<figure class="missing"><figcaption>{text}</figcaption></figure>'
