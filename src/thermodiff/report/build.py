@@ -22,9 +22,9 @@ def build_report(out: Path, names: list[str], budget: str, known: list[str] | No
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     intro = [
         f"Written {now}: {len(done)} of {len(entries)} experiment(s) finished. Every number below is read "
-        "from the runs' own files (eval.json; its cost from metrics.jsonl), except the published references, "
-        "each named with its paper and table. Rerun the same command to resume: finished experiments are "
-        "kept, an interrupted one continues from its last checkpoint.",
+        "from the runs' own files (eval.json, whose cost reproduce read from the run), except the "
+        "published references, each named with its paper and table. Rerun the same command to resume: "
+        "finished experiments are kept, an interrupted one continues from its last checkpoint.",
     ]
     figures = {x.name: shown(x) for x in done}
     table_list = tables(entries)

@@ -176,9 +176,9 @@ def cost_table(done: list[Entry]) -> Table:
             )
         )
     note = (
-        "Training wall time is the training loop's, summed over its sessions (a resumed run's "
-        "metrics.jsonl); evaluation includes the figures. Both as measured on the device named, "
-        "beside whatever else ran on it."
+        "Training wall time is the training loop's, summed over its sessions (metrics.jsonl, each "
+        "session's start in sessions.json); evaluation includes the figures. Both as measured on the "
+        "device named, beside whatever else ran on it."
     )
     headers = ("Experiment", "Budget", "Steps", "Training", "Sessions", "Evaluation", "Device")
     return Table("Cost", note, headers, tuple(rows))
