@@ -134,6 +134,10 @@ def test_the_reports_numbers_are_the_runs_eval_json_and_a_rerun_keeps_finished_w
     assert reproduce(tmp_path / "rp") == 0
     assert {n: (tmp_path / "rp" / n / "eval.json").read_bytes() for n in TINY} == before
     assert all(len(json.loads((tmp_path / "rp" / n / "evals" / "index.json").read_text())) == 1 for n in TINY)
+    # another experiment asked into a finished run's directory: refused, nothing written
+    files = {p: p.read_bytes() for p in (tmp_path / "rp" / "swiss_roll").rglob("*") if p.is_file()}
+    assert main(["reproduce", "heartbeat", "--out", str(tmp_path / "rp" / "swiss_roll"), "--quiet"]) == 2
+    assert {p: p.read_bytes() for p in (tmp_path / "rp" / "swiss_roll").rglob("*") if p.is_file()} == files
 
 
 def test_an_interrupted_reproduction_resumes_and_the_report_then_covers_every_experiment(
