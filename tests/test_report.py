@@ -262,3 +262,22 @@ def test_headless_chromium_renders_the_report(tmp_path: Path) -> None:
         assert im.size == (1000, 900)
         colours = im.convert("L").getextrema()
     assert colours[0] < 100 < colours[1]  # text drawn on a light page, not a blank or error screen
+
+
+def test_the_truth_table_puts_k_per_example_beside_the_truth(tmp_path: Path) -> None:
+    """With several units per example (e.g. per pixel), K is shown per example, as the truth and the gap
+    are: truth - K must equal the gap shown."""
+    fake_run(
+        tmp_path / "rp",
+        [],
+        units_per_example=4,
+        true_loglik_bits=10.0,
+        true_loglik_stderr_bits=0.5,
+        gap_to_truth_bits=4.0,
+        gap_stderr_bits=0.25,
+    )  # K_bits = 1.5 ± 0.25 per unit: 6.0 ± 1.0 per example
+    md = build_report(tmp_path / "rp", ["x"], "quick")["report.md"]
+    (row,) = md_rows(md, "Against the truth")
+    truth, k, gap = (value_and_se(row[h]) for h in ("True log-likelihood", "K, ours", "Gap, truth − K"))
+    assert row["Unit"] == "bits/example" and k == (6.0, 1.0)
+    assert truth[0] - k[0] == gap[0]

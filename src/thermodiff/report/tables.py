@@ -81,7 +81,8 @@ def k_table(done: list[Entry]) -> Table:
         )
     note = (
         "K is the lower bound on the log-likelihood of held-out data (P eq. 14), higher is better; "
-        "L_null that of the identity-covariance Gaussian (or fair coin) the chain ends in. ± is one "
+        "L_null that of the distribution the forward chain ends in (an identity-covariance Gaussian; for "
+        "binary data, independent bits at the data's mean rate). ± is one "
         "standard error over the examples. A dash: the paper reports no K (MNIST: a Parzen estimate)."
     )
     headers = (
@@ -104,14 +105,18 @@ def truth_table(done: list[Entry]) -> Table:
         e = x.evaluation
         if "true_loglik_bits" not in e:
             continue
-        unit = e.get("unit", DASH) if e.get("units_per_example", 1) == 1 else "bits/example"
+        per = e.get("units_per_example", 1)  # the truth and the gap are per example; K per unit
+        unit = e.get("unit", DASH) if per == 1 else "bits/example"
+        k, k_se = e.get("K_bits"), e.get("stderr_bits")
+        if per != 1 and isinstance(k, (int, float)) and isinstance(k_se, (int, float)):
+            k, k_se = k * per, k_se * per
         rows.append(
             (
                 x.name,
                 x.budget,
                 str(unit),
                 num(e["true_loglik_bits"], e.get("true_loglik_stderr_bits")),
-                num(e.get("K_bits"), e.get("stderr_bits")),
+                num(k, k_se),
                 num(e.get("gap_to_truth_bits"), e.get("gap_stderr_bits")),
             )
         )
@@ -123,7 +128,7 @@ def truth_table(done: list[Entry]) -> Table:
     return Table("Against the truth", note, headers, tuple(rows))
 
 
-# eval.json key, what it is, its unit, its stderr key
+# eval.json key, what it is (and its unit), its stderr key
 MEASURES = (
     ("K_bits", "log-likelihood bound K (higher is better)", "stderr_bits"),
     ("nll_bits_per_dim", "NLL bound, bits/dim (lower is better)", "nll_stderr_bits_per_dim"),
