@@ -27,6 +27,7 @@ figcaption { max-width: 48em; margin-top: .4em; font-size: .92em; }
 
 
 def is_number(text: str) -> bool:
+    """Whether a cell holds a number (right-aligned), with or without its standard error."""
     head = text.split(" ")[0].replace("−", "-")
     try:
         float(head)
@@ -36,6 +37,7 @@ def is_number(text: str) -> bool:
 
 
 def table_html(t: Table) -> str:
+    """A titled HTML table with its note, scrolling sideways on a narrow window."""
     head = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
     body = "".join(
         "<tr>" + "".join(f"<td{' class=n' if is_number(c) else ''}>{escape(c)}</td>" for c in row) + "</tr>"
@@ -47,6 +49,7 @@ def table_html(t: Table) -> str:
 
 
 def figure_html(f: Shown) -> str:
+    """A figure embedded beside its caption, or a box naming it missing with the reason."""
     if f.path is not None:
         width = pixel_width(f.path)
         scale = 600 // width if width else 0  # a small sample grid, enlarged with its pixels kept sharp

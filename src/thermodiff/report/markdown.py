@@ -10,10 +10,12 @@ from thermodiff.report.tables import Table
 
 
 def cell(text: str) -> str:
+    """A table cell's text with the pipes escaped, on one line."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def table_md(t: Table) -> list[str]:
+    """A titled Markdown table with its note."""
     lines = [f"## {t.title}", ""]
     if t.note:
         lines += [t.note, ""]
@@ -24,6 +26,7 @@ def table_md(t: Table) -> list[str]:
 
 
 def figures_md(name: str, figures: list[Shown], report_dir: Path) -> list[str]:
+    """An experiment's figures, each linked relative to the report and captioned, or named missing."""
     lines = [f"### {name}", ""]
     if not figures:
         lines += ["No figures recorded for this run.", ""]
