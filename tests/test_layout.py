@@ -32,7 +32,7 @@ ALLOWED = {
     "sampling": {"config", "data", "diffusion", "nets", "model", "run", "plots"},
     "plots": {"config", "data", "run"},
     "evaluation": {"config", "data", "diffusion", "nets", "model", "run", "training", "sampling", "plots"},
-    "report": set(),  # reads run directories as files: no torch
+    "reporting": set(),  # reads run directories as files: no torch
     "cli": {
         "config",
         "data",
@@ -43,7 +43,7 @@ ALLOWED = {
         "sampling",
         "evaluation",
         "plots",
-        "report",
+        "reporting",
     },
 }
 

@@ -17,8 +17,8 @@ import pytest
 from thermodiff.cli.main import main
 from thermodiff.evaluation.experiments import EXPERIMENTS
 from thermodiff.evaluation.reproduce import cost
-from thermodiff.report import build_report
-from thermodiff.report.references import REFERENCES
+from thermodiff.reporting import build_report
+from thermodiff.reporting.references import REFERENCES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from report_screenshot import chromium, screenshot  # noqa: E402
@@ -244,7 +244,7 @@ def test_the_html_page_is_self_contained(tmp_path: Path) -> None:
 
 
 def test_the_report_imports_no_torch() -> None:
-    code = "import sys, thermodiff.report; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, thermodiff.reporting; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -281,3 +281,11 @@ def test_the_truth_table_puts_k_per_example_beside_the_truth(tmp_path: Path) -> 
     truth, k, gap = (value_and_se(row[h]) for h in ("True log-likelihood", "K, ours", "Gap, truth − K"))
     assert row["Unit"] == "bits/example" and k == (6.0, 1.0)
     assert truth[0] - k[0] == gap[0]
+
+
+def test_the_report_package_leaves_the_librarys_report_function_alone() -> None:
+    """thermodiff.report is the held-out evaluation (td.report); the report package must not shadow it."""
+    import thermodiff as td
+    import thermodiff.reporting  # noqa: F401
+
+    assert callable(td.report) and td.report.__module__ == "thermodiff.evaluation.heldout"

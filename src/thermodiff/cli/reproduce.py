@@ -38,7 +38,7 @@ def cmd_reproduce(args) -> int:
 
 def write_report(out: Path, names: list[str], budget: str, known: list[str]) -> Path:
     """DIR/report.md and DIR/report.html from the runs as they stand (rewritten after each experiment)."""
-    from thermodiff.report import build_report
+    from thermodiff.reporting import build_report
     from thermodiff.run.checkpoint import atomic_write_text
 
     for file, text in build_report(out, names, budget, known).items():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from thermodiff.report.collect import Entry
-from thermodiff.report.references import references_for
+from thermodiff.reporting.collect import Entry
+from thermodiff.reporting.references import references_for
 
 DASH = "—"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from thermodiff.report.collect import collect
-from thermodiff.report.figures import shown
-from thermodiff.report.html import render_html
-from thermodiff.report.markdown import render_md
-from thermodiff.report.tables import tables
+from thermodiff.reporting.collect import collect
+from thermodiff.reporting.figures import shown
+from thermodiff.reporting.html import render_html
+from thermodiff.reporting.markdown import render_md
+from thermodiff.reporting.tables import tables
 
 TITLE = "thermodiff: a reproduction of Sohl-Dickstein et al. 2015"
 

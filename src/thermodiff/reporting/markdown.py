@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from thermodiff.report.figures import Shown
-from thermodiff.report.tables import Table
+from thermodiff.reporting.figures import Shown
+from thermodiff.reporting.tables import Table
 
 
 def cell(text: str) -> str:

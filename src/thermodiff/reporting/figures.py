@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from thermodiff.report.collect import Entry
+from thermodiff.reporting.collect import Entry
 
 MIME = {
     ".png": "image/png",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
-from thermodiff.report.figures import Shown, data_uri, pixel_width
-from thermodiff.report.tables import Table
+from thermodiff.reporting.figures import Shown, data_uri, pixel_width
+from thermodiff.reporting.tables import Table
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1150px; padding: 0 1em;
