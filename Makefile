@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench devdata devwheels clean
+.PHONY: demo report test lint bench devdata devwheels clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m thermodiff reproduce swiss_roll --budget quick --out runs/demo
+
+# The quick budget of all six experiments, then runs/report/report.html (rewritten after each one; rerun to resume).
+report: $(STAMP)
+	$(BIN)/python -m thermodiff reproduce --budget quick --out runs/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""`thermodiff reproduce`: the paper's experiments, one command each."""
+"""`thermodiff reproduce`: the paper's experiments, one command each, and their report."""
 
 from __future__ import annotations
 
@@ -23,9 +23,24 @@ def cmd_reproduce(args) -> int:
         out = Path(args.out) / name if len(names) > 1 else Path(args.out)
         device, (config, overrides) = device_of(args.device), EXPERIMENTS[name][args.budget]
         set_threads(args, DATASETS[load_toml(config, overrides).data.name].kind == "vectors", device)
-        result = reproduce(name, args.budget, out, device, progress=show_progress(args))
+        try:
+            result = reproduce(name, args.budget, out, device, progress=show_progress(args))
+        except KeyboardInterrupt:  # the report shows how far the interrupted experiment got
+            write_report(Path(args.out), names, args.budget, list(EXPERIMENTS))
+            raise
         print(format_report(result))
         for fig in result.get("figures", []):
             where = fig["path"] or f"missing ({fig['missing']})"
             print(f"  figure {fig['name']}: {where}")
+        print(f"report: {write_report(Path(args.out), names, args.budget, list(EXPERIMENTS))}")
     return 0
+
+
+def write_report(out: Path, names: list[str], budget: str, known: list[str]) -> Path:
+    """DIR/report.md and DIR/report.html from the runs as they stand (rewritten after each experiment)."""
+    from thermodiff.reporting import build_report
+    from thermodiff.run.checkpoint import atomic_write_text
+
+    for file, text in build_report(out, names, budget, known).items():
+        atomic_write_text(out / file, text)
+    return out / "report.html"
