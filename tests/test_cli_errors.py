@@ -558,3 +558,20 @@ def test_reproduce_checks_its_output_before_training(run_cli, tmp_path: Path) ->
         run_cli("reproduce", "swiss_roll", "--out", str(tmp_path / "rp"), cwd=tmp_path)
     )
     assert "eval.json" in line and snapshot(tmp_path) == before
+
+
+def test_resume_with_a_nan_field_given_as_it_was(run_cli, tiny_run: Path, tmp_path: Path) -> None:
+    """NaN ('the paper reports no K') never equals itself, yet given as the run has it, it agrees."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["eval"]["reference_K_bits"] = float("nan")
+    (run / "config.json").write_text(json.dumps(cfg))
+    nan = ("--set", "eval.reference_K_bits=nan")
+    done = run_cli("train", "swiss_roll", "--out", str(run), "--resume", "--quiet", *nan, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    other = ("--set", "eval.reference_K_bits=2.35")
+    line = assert_one_line_error(
+        run_cli("train", "swiss_roll", "--out", str(run), "--resume", "--quiet", *other, cwd=tmp_path)
+    )
+    assert "reference_K_bits" in line

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -32,13 +31,7 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     out = Path(out)
     check_writable(out / "eval.json")  # before the training, not after it
     # every field counts as given: out holds this experiment's run or nothing
-    # (but a NaN, "no reference", never equals itself: such a field is left to the run's config.json)
-    every_field = [
-        f"{section}.{key}"
-        for section, fields in cfg.to_dict().items()
-        for key, value in fields.items()
-        if not (isinstance(value, float) and math.isnan(value))
-    ]
+    every_field = [f"{section}.{key}" for section, fields in cfg.to_dict().items() for key in fields]
     resume = (out / "config.json").exists()  # an interrupted reproduce continues
     # another experiment's run in `out` is refused here, before anything is written
     config_for_run(out, recorded(cfg, None), resume, every_field)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from thermodiff.training import distributed as dist
 
 # What makes a run the run it is: a resume with another value is another experiment.
 _IDENTITY = ("train.task", "data.name", "diffusion.kernel", "model.net")
+
+
+def same(given: object, was: object) -> bool:
+    """Equal as config values: NaN (e.g. 'the paper reports no K') equals NaN."""
+    both_nan = isinstance(given, float) and isinstance(was, float) and math.isnan(given) and math.isnan(was)
+    return both_nan or given == was
 
 
 def config_for_run(
@@ -39,7 +46,7 @@ def config_for_run(
     for key in (*_IDENTITY, *(keys or ())):
         section, field = key.split(".", 1)
         given, was = getattr(getattr(cfg, section), field), getattr(getattr(saved, section), field)
-        if key != "train.steps" and given != was:
+        if key != "train.steps" and not same(given, was):
             raise ConfigError(
                 f"cannot resume {run_dir} with {key} = {given!r}: it was trained with {was!r} "
                 "(its config.json rules; only train.steps may change)"
