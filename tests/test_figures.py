@@ -229,6 +229,7 @@ def test_training_ends_with_its_cheap_figures(image_run: Path, tiny_run: Path) -
     assert (tiny_run / "plots" / "curve.png").is_file()
     assert not (tiny_run / "plots" / "denoising.png").exists()
     assert (image_run / "plots" / "curve.png").is_file() and (image_run / "plots" / "denoising.png").is_file()
+    assert "Figures: `plots/curve.png`, `plots/denoising.png`." in (image_run / "README.md").read_text()
 
 
 def test_a_figure_that_fails_at_the_end_of_training_never_loses_the_run(tmp_path: Path, monkeypatch) -> None:

@@ -12,25 +12,52 @@ from thermodiff.plots.canvas import plt, save_figure
 from thermodiff.run.card import read_jsonl
 
 
-def training_curve(metrics: list[dict], evals: list[dict], path: Path, title: str = "") -> Path:
+def training_curve(
+    metrics: list[dict], evals: list[dict], path: Path, title: str = "", reference: float | None = None
+) -> Path:
     """K against the step: training batches (metrics.jsonl: the one-t estimate, raw weights, averaged
-    over each log interval), held-out evaluations (evals/index.json, with their standard errors) and
-    the learning rate on its own axis."""
+    over each log interval), held-out evaluations (evals/index.json, with their standard errors), the
+    paper's K (`reference`, P Table 1) and the learning rate on its own axis. The first tenth of the
+    steps does not set the K axis (early K is far below the rest); what it cuts off is said on the plot."""
     fig, ax = plt.subplots(figsize=(7, 4))
     unit = next((m.get("unit") for m in metrics if "unit" in m), "bits")
     train = [(m["step"], m["K_bits"]) for m in metrics if "K_bits" in m]
+    shown = []  # the K values that set the axis
     if train:
         ax.plot(*zip(*train, strict=True), lw=1.2, label="K, training batches (raw weights)")
+        last = max(s for s, _ in train)
+        shown += [k for s, k in train if s >= 0.1 * last] or [k for _, k in train]
     for weights, marker in (("ema", "o"), ("raw", "s")):
         pts = [e for e in evals if e.get("weights", "ema") == weights and "K_bits" in e]
         if pts:
+            err = [2 * e.get("stderr_bits", 0.0) for e in pts]
+            k = [e["K_bits"] for e in pts]
             ax.errorbar(
                 [e["step"] for e in pts],
-                [e["K_bits"] for e in pts],
-                yerr=[2 * e.get("stderr_bits", 0.0) for e in pts],
+                k,
+                yerr=err,
                 fmt=marker,
                 capsize=3,
                 label=f"K, held out ({weights} weights, ±2 SE)",
+            )
+            shown += [v - d for v, d in zip(k, err, strict=True) if np.isfinite(v - d)] + k
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="k", lw=0.8, ls=":", label=f"K in the paper ({reference:g}, P Table 1)")
+        shown.append(reference)
+    shown = [v for v in shown if np.isfinite(v)]
+    if shown:
+        lo, hi = min(shown), max(shown)
+        pad = 0.08 * (hi - lo) if hi > lo else max(0.1, 0.05 * abs(hi))
+        lowest = min((k for _, k in train if np.isfinite(k)), default=lo)
+        ax.set_ylim(lo - pad, hi + pad)
+        if lowest < lo - pad:
+            ax.text(
+                0.01,
+                0.02,
+                f"early steps below the axis (down to {lowest:.4g})",
+                transform=ax.transAxes,
+                fontsize=7,
+                color="0.3",
             )
     ax.set_xlabel("step")
     ax.set_ylabel(f"K ({unit})")
@@ -39,7 +66,7 @@ def training_curve(metrics: list[dict], evals: list[dict], path: Path, title: st
         ax2 = ax.twinx()
         ax2.plot(*zip(*lr, strict=True), color="0.6", lw=0.8, ls="--")
         ax2.set_ylabel("learning rate (dashed)", color="0.4")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.set_title(title)
     return save_figure(fig, path)
 
@@ -54,7 +81,9 @@ def held_out_evaluations(run_dir: Path) -> list[dict]:
     return [e for e in index if isinstance(e, dict) and isinstance(e.get("step"), int)]
 
 
-def run_curve(run_dir: Path, path: Path, title: str = "", extra: dict | None = None) -> Path:
+def run_curve(
+    run_dir: Path, path: Path, title: str = "", extra: dict | None = None, reference: float | None = None
+) -> Path:
     """The training curve of a run directory: metrics.jsonl and evals/index.json, plus `extra` (an
     evaluation not yet recorded, e.g. the one `reproduce` is about to write). ValueError: no records."""
     metrics = read_jsonl(Path(run_dir) / "metrics.jsonl")
@@ -63,7 +92,7 @@ def run_curve(run_dir: Path, path: Path, title: str = "", extra: dict | None = N
     evals = held_out_evaluations(run_dir)
     if extra is not None and isinstance(extra.get("step"), int) and extra not in evals:
         evals.append(extra)
-    return training_curve(metrics, evals, path, title=title)
+    return training_curve(metrics, evals, path, title, reference)
 
 
 def bound_by_step(
@@ -98,9 +127,13 @@ def beta_schedule(learned: np.ndarray, initial: np.ndarray, path: Path, title: s
     left, alpha_bar_t = prod_{s<=t} (1 - beta_s), in a second panel (log scales)."""
     t = np.arange(1, len(learned))
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for betas, name, style in ((initial, "initial", "--"), (learned, "learned", "-")):
-        a.plot(t, betas[1:], ls=style, marker="." if len(t) <= 60 else None, label=name)
-        b.plot(t, np.cumprod(1 - betas[1:]), ls=style, marker="." if len(t) <= 60 else None, label=name)
+    mark = "." if len(t) <= 60 else None
+    for betas, name, style in (
+        (learned, "learned", {"color": "C1", "lw": 2.2}),
+        (initial, "initial", {"color": "k", "lw": 0.9, "ls": "--"}),
+    ):
+        a.plot(t, betas[1:], marker=mark, label=name, **style)
+        b.plot(t, np.cumprod(1 - betas[1:]), marker=mark, label=name, **style)
     a.set_yscale("log")
     a.set_xlabel("step t")
     a.set_ylabel("$\\beta_t$")

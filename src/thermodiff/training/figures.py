@@ -17,7 +17,8 @@ from thermodiff.sampling.ancestral import data_box, p_sample_loop_progressive
 CURVE = (
     "Training curve: K (P eq. 14) against the training step, on training batches (one random t per "
     "example, the raw weights, averaged over each log interval) and on held-out data where it was "
-    "evaluated (±2 standard errors, the weights named); the learning rate dashed, on its own axis."
+    "evaluated (±2 standard errors, the weights named), beside the paper's K where it reports one (dotted, "
+    "P Table 1); the learning rate dashed, on its own axis."
 )
 
 
@@ -55,7 +56,15 @@ def run_plots(
     out = Path(out)
     name, data = run.path.name, run.config.data.name
     title = f"{name}{'' if name == data else f' ({data})'}, step {run.step}"
-    figures = [draw("curve", CURVE, lambda: run_curve(run.path, out / "curve.png", title, evaluation))]
+    figures = [
+        draw(
+            "curve",
+            CURVE,
+            lambda: run_curve(
+                run.path, out / "curve.png", title, evaluation, run.config.eval.reference_K_bits
+            ),
+        )
+    ]
     if run.units.is_image:
         caption = strip_caption(run, 6, seed)
         figures.append(

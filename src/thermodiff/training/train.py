@@ -69,8 +69,8 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     objective = NegativeBound(model, cfg, ds)
     fit(objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids)
     if dist.is_main():
-        write_card(run_dir, cfg, cfg.train.steps)
         end_of_training(run_dir, device)  # RUN/plots/, as `thermodiff plot`; a failure is never raised
+        write_card(run_dir, cfg, cfg.train.steps)
     return run_dir
 
 
