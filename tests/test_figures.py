@@ -244,3 +244,14 @@ def test_a_figure_that_fails_at_the_end_of_training_never_loses_the_run(tmp_path
     monkeypatch.setattr(end, "load_run", broken)
     out = train(make_tiny_cfg("train.steps=2", "train.warmup=1"), tmp_path / "b")
     assert load_run(out).step == 2
+
+
+def test_a_finished_run_resumed_keeps_its_figures_untouched(tiny_run: Path, tmp_path: Path) -> None:
+    """The end-of-training figures are redrawn on a resume of a finished run; the same bytes are not
+    rewritten (the model card does the same)."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    curve = run_dir / "plots" / "curve.png"
+    before = (curve.read_bytes(), curve.stat().st_mtime_ns)
+    train(make_tiny_cfg(), run_dir, resume=True)
+    assert (curve.read_bytes(), curve.stat().st_mtime_ns) == before
