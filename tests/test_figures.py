@@ -255,3 +255,18 @@ def test_a_finished_run_resumed_keeps_its_figures_untouched(tiny_run: Path, tmp_
     before = (curve.read_bytes(), curve.stat().st_mtime_ns)
     train(make_tiny_cfg(), run_dir, resume=True)
     assert (curve.read_bytes(), curve.stat().st_mtime_ns) == before
+
+
+def test_plot_says_which_figure_it_could_not_draw(
+    tiny_run: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import thermodiff.training.figures as end
+    from thermodiff.cli.main import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(end, "run_curve", broken)
+    assert main(["plot", str(tiny_run), "--out", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert err == "thermodiff: could not draw curve: RuntimeError: disk full\n"

@@ -63,8 +63,9 @@ def paper_figures(run: Run, ds: Dataset, out: Path, device: str) -> list[Figure]
             cache["x"] = panels.model_samples(run, N_IMAGES, 0, device)[0]
         return cache["x"]
 
+    n_data = min(N_IMAGES, ds.test.shape[0])
     caption = (
-        f"Samples beside the data (P Fig. 4, App. D): {N_IMAGES} held-out images (left) and {N_IMAGES} "
+        f"Samples beside the data (P Fig. 4, App. D): {n_data} held-out images (left) and {N_IMAGES} "
         f"samples of the model (right; {weights} weights, seed 0"
         + ("; predicted images kept in 0..255" if ds.units.eight_bit else "")
         + ")."
@@ -75,7 +76,8 @@ def paper_figures(run: Run, ds: Dataset, out: Path, device: str) -> list[Figure]
     if run.config.diffusion.kernel == "gaussian":
         caption = (
             f"P Figure 3, denoising: (a) {N_PANEL} held-out images, (b) the same with Gaussian noise of "
-            "variance 1 added in the model's units (the data scaled to unit variance: SNR 1), (c) a "
+            "variance 1 added in the model's units (the data scaled to unit variance: SNR 1; shown "
+            "clipped to the pixel range), (c) a "
             "sample of the model's posterior given (b), the model times N(y; x, 1) multiplied exactly "
             "at every reverse step from x_T = y (P 2.5, App. C), (d) samples of the model "
             f"(not related to the rows). {weights} weights, seed 0."
@@ -94,11 +96,12 @@ def _sequences(run: Run, ds: Dataset, out: Path, device: str) -> tuple[Path, str
 
     x0, x_T = model_samples(run, N_SEQUENCES, 0, device)
     path, valid = sequences_figure(ds, x0, x_T, out / "sequences.png")
-    length = ds.spec.shape[0]
+    length, kernel = ds.spec.shape[0], run.config.diffusion.kernel
+    noise = f"Bernoulli({run.model.p_bar:.3g})" if kernel == "binomial" else "N(0, I) (shown clipped to 0..1)"
     said = "" if valid is None else f" {valid} of {N_SEQUENCES} samples are sequences the data can hold."
     caption = (
         f"P Figure 2, binary sequences: {N_SEQUENCES} held-out sequences (left), {N_SEQUENCES} samples "
-        f"of the binomial diffusion model (middle) and the Bernoulli noise x_T each sample started from "
+        f"of the {kernel} diffusion model (middle) and the noise x_T ~ {noise} each sample started from "
         f"(right, same row); one row per sequence of {length} bins, 1 black. Rows are sorted by pattern "
         f"(the paper instead shifted each row to start with a pulse). {run.weights} weights, seed 0.{said}"
     )

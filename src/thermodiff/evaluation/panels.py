@@ -53,9 +53,11 @@ def sequences_figure(ds: Dataset, samples: Tensor, x_T: Tensor, path: Path) -> t
 
 def samples_figure(run: Run, ds: Dataset, samples: Tensor, path: Path) -> Path:
     """Held-out images beside model samples, as many of each (P Fig. 4's data | sample; App. D)."""
-    px = run.units.model_to_pixels
-    n = samples.shape[0]
-    cols = [(f"{n} held-out images", px(ds.test[:n]).float()), (f"{n} model samples", px(samples).float())]
+    px, data = run.units.model_to_pixels, ds.test[: samples.shape[0]]
+    cols = [
+        (f"{data.shape[0]} held-out images", px(data).float()),
+        (f"{samples.shape[0]} model samples", px(samples).float()),
+    ]
     return grids_beside(cols, path)
 
 
