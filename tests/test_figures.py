@@ -26,6 +26,7 @@ from thermodiff.evaluation.figures import Figure, bound_figure, draw, paper_figu
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.panels import model_samples
 from thermodiff.run.load import load_run
+from thermodiff.training.figures import run_plots
 from thermodiff.training.train import train
 
 F64 = torch.float64
@@ -136,6 +137,8 @@ def test_swiss_roll_figures_with_the_learned_schedule(tiny_run: Path, tmp_path: 
     assert "beta_2..beta_T are learned" in figs["bound_by_step"].caption
     ev = report(run.model, ds, 40, True)
     ev["step"], ev["weights"] = run.step, run.weights
+    curve = run_plots(run, tmp_path / "p", evaluation=ev)[0].caption
+    assert f"true log-likelihood, {ev['true_loglik_bits']:.4f}" in curve and "the paper's K, 2.35" in curve
     cap = bound_figure(run, ds, tmp_path / "b.png", "cpu", ev).caption
     assert "the exact evaluation's 40 held-out" in cap
     assert f"{-sum(ev['kl_bits_by_t']) + ev['terms_bits']['prior'] + ev['terms_bits']['edge']:.4f}" in cap

@@ -13,11 +13,17 @@ from thermodiff.run.card import read_jsonl
 
 
 def training_curve(
-    metrics: list[dict], evals: list[dict], path: Path, title: str = "", reference: float | None = None
+    metrics: list[dict],
+    evals: list[dict],
+    path: Path,
+    title: str = "",
+    reference: float | None = None,
+    truth: float | None = None,
 ) -> Path:
     """K against the step: training batches (metrics.jsonl: the one-t estimate, raw weights, averaged
-    over each log interval), held-out evaluations (evals/index.json, with their standard errors), the
-    paper's K (`reference`, P Table 1) and the learning rate on its own axis. The first tenth of the
+    over each log interval), held-out evaluations (evals/index.json's test-split ones, with their
+    standard errors), the paper's K (`reference`, P Table 1), the data's true log-likelihood where
+    known (`truth`) and the learning rate on its own axis. The first tenth of the
     steps does not set the K axis (early K is far below the rest); what it cuts off is said on the plot."""
     fig, ax = plt.subplots(figsize=(7, 4))
     unit = next((m.get("unit") for m in metrics if "unit" in m), "bits")
@@ -28,7 +34,11 @@ def training_curve(
         last = max(s for s, _ in train)
         shown += [k for s, k in train if s >= 0.1 * last] or [k for _, k in train]
     for weights, marker in (("ema", "o"), ("raw", "s")):
-        pts = [e for e in evals if e.get("weights", "ema") == weights and "K_bits" in e]
+        pts = [
+            e
+            for e in evals
+            if e.get("weights", "ema") == weights and "K_bits" in e and e.get("split", "test") == "test"
+        ]
         if pts:
             err = [2 * e.get("stderr_bits", 0.0) for e in pts]
             k = [e["K_bits"] for e in pts]
@@ -44,6 +54,9 @@ def training_curve(
     if reference is not None and np.isfinite(reference):
         ax.axhline(reference, color="k", lw=0.8, ls=":", label=f"K in the paper ({reference:g}, P Table 1)")
         shown.append(reference)
+    if truth is not None and np.isfinite(truth):
+        ax.axhline(truth, color="C2", lw=0.9, ls="-.", label=f"the data's true log-likelihood ({truth:.4g})")
+        shown.append(truth)
     shown = [v for v in shown if np.isfinite(v)]
     if shown:
         lo, hi = min(shown), max(shown)
@@ -92,7 +105,8 @@ def run_curve(
     evals = held_out_evaluations(run_dir)
     if extra is not None and isinstance(extra.get("step"), int) and extra not in evals:
         evals.append(extra)
-    return training_curve(metrics, evals, path, title, reference)
+    truth = (extra or {}).get("true_loglik_bits")
+    return training_curve(metrics, evals, path, title, reference, truth)
 
 
 def bound_by_step(

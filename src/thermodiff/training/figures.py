@@ -4,6 +4,7 @@ Fig. 6), x_T on the left to x_0 on the right. A figure that cannot be drawn is n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -17,9 +18,16 @@ from thermodiff.sampling.ancestral import data_box, p_sample_loop_progressive
 CURVE = (
     "Training curve: K (P eq. 14) against the training step, on training batches (one random t per "
     "example, the raw weights, averaged over each log interval) and on held-out data where it was "
-    "evaluated (±2 standard errors, the weights named), beside the paper's K where it reports one (dotted, "
-    "P Table 1); the learning rate dashed, on its own axis."
+    "evaluated (±2 standard errors, the weights named); the learning rate dashed, on its own axis."
 )
+
+
+def curve_caption(run: Run, evaluation: dict | None) -> str:
+    """CURVE, plus the horizontal lines drawn: the paper's K (P Table 1), the data's true log-likelihood."""
+    ref, truth = run.config.eval.reference_K_bits, (evaluation or {}).get("true_loglik_bits")
+    lines = [f"the paper's K, {ref:g} (dotted, P Table 1)"] if math.isfinite(ref) else []
+    lines += [f"the data's true log-likelihood, {truth:.4f} (dash-dot)"] if truth is not None else []
+    return CURVE if not lines else CURVE[:-1] + "; lines: " + " and ".join(lines) + "."
 
 
 def strip_caption(run: Run, n: int, seed: int) -> str:
@@ -59,7 +67,7 @@ def run_plots(
     figures = [
         draw(
             "curve",
-            CURVE,
+            curve_caption(run, evaluation),
             lambda: run_curve(
                 run.path, out / "curve.png", title, evaluation, run.config.eval.reference_K_bits
             ),
