@@ -273,3 +273,27 @@ def test_plot_says_which_figure_it_could_not_draw(
     assert main(["plot", str(tiny_run), "--out", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err
     assert err == "thermodiff: could not draw curve: RuntimeError: disk full\n"
+
+
+def test_reproduce_lists_the_strip_training_drew_instead_of_drawing_it_again(
+    image_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The strip drawn when training ended (after the latest checkpoint) is listed as it is; one older
+    than the latest checkpoint is drawn again."""
+    import os
+
+    import thermodiff.training.figures as end
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawn again")
+
+    monkeypatch.setattr(end, "denoising_strip", broken)
+    run_dir = tmp_path / "run"
+    shutil.copytree(image_run, run_dir)
+    run = load_run(run_dir)
+    strip = run_plots(run, run_dir / "plots", reuse_strip=True)[1]
+    assert strip.path == str(run_dir / "plots" / "denoising.png") and strip.missing is None
+    latest = run_dir / "checkpoints" / "LATEST"
+    later = (run_dir / "plots" / "denoising.png").stat().st_mtime_ns + 10**9
+    os.utime(latest, ns=(later, later))
+    assert run_plots(run, run_dir / "plots", reuse_strip=True)[1].missing == "RuntimeError: drawn again"

@@ -29,7 +29,7 @@ def run_figures(
 
     out = Path(out)
     figures = paper_figures(run, ds, out, device)
-    figures += run_plots(run, out / "plots", device=device, evaluation=evaluation)
+    figures += run_plots(run, out / "plots", device=device, evaluation=evaluation, reuse_strip=True)
     figures.append(bound_figure(run, ds, out / "plots" / "bound_by_step.png", device, evaluation))
     if run.model.schedule.learnable:
         figures.append(schedule_figure(run, out / "plots" / "beta_schedule.png"))

@@ -57,10 +57,16 @@ def denoising_strip(
 
 
 def run_plots(
-    run: Run, out: Path, seed: int = 0, device: str = "cpu", evaluation: dict | None = None
+    run: Run,
+    out: Path,
+    seed: int = 0,
+    device: str = "cpu",
+    evaluation: dict | None = None,
+    reuse_strip: bool = False,
 ) -> list[Figure]:
     """OUT/curve.png (with `evaluation` on it, if given and not yet recorded) and, for images,
-    OUT/denoising.png; each a Figure, drawn or named missing."""
+    OUT/denoising.png; each a Figure, drawn or named missing. reuse_strip: a strip the end of training
+    drew (the same weights and seed, after the latest checkpoint) is listed, not drawn again."""
     out = Path(out)
     name, data = run.path.name, run.config.data.name
     title = f"{name}{'' if name == data else f' ({data})'}, step {run.step}"
@@ -74,15 +80,22 @@ def run_plots(
         )
     ]
     if run.units.is_image:
-        caption = strip_caption(run, 6, seed)
-        figures.append(
-            draw(
-                "progressive",
-                caption,
-                lambda: denoising_strip(run, out / "denoising.png", 6, seed=seed, device=device),
+        caption, strip = strip_caption(run, 6, seed), out / "denoising.png"
+        if reuse_strip and seed == 0 and run.weights == "ema" and drawn_after_checkpoint(strip, run.path):
+            figures.append(Figure("progressive", caption, str(strip)))
+        else:
+            figures.append(
+                draw("progressive", caption, lambda: denoising_strip(run, strip, 6, seed=seed, device=device))
             )
-        )
     return figures
+
+
+def drawn_after_checkpoint(path: Path, run_dir: Path) -> bool:
+    """Whether `path` was written after the run's latest checkpoint was saved (at the end of training)."""
+    try:
+        return path.stat().st_mtime_ns >= (Path(run_dir) / "checkpoints" / "LATEST").stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def end_of_training(run_dir: Path, device: str = "cpu") -> list[Figure]:
