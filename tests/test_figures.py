@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_cfg
+from conftest import make_tiny_cfg, requires_data
 from PIL import Image
 
 from thermodiff.config import load_toml
@@ -202,10 +202,24 @@ def test_image_figures_in_the_papers_layouts(image_run: Path, tmp_path: Path) ->
     run = load_run(run_dir)
     figs = _drawn(run_figures(run, load_dataset(run.config.data), run_dir))
     assert list(figs) == ["samples", "denoising", "inpainting", "curve", "progressive", "bound_by_step"]
-    assert "central 3 x 3 square" in figs["inpainting"].caption  # 0.4 of 8 pixels
+    assert "central 3 x 3 square replaced by Gaussian noise" in figs["inpainting"].caption  # 0.4 of 8
     assert "first 8 held-out examples" in figs["bound_by_step"].caption
     for name in ("samples", "denoising", "inpainting"):
         assert min(Image.open(figs[name].path).size) > 250
+
+
+@requires_data("binarized-mnist")
+def test_binary_images_get_samples_and_inpainting_without_denoising(tmp_path: Path) -> None:
+    """A binomial image run: no Gaussian denoising (P Fig. 3 needs a Gaussian kernel); inpainting starts
+    the hole from Bernoulli noise, as its caption says."""
+    sets = ["data.n_train=100", "data.n_test=16", "diffusion.T=10", "model.base=8", "model.mults=1"]
+    sets += ["model.num_res_blocks=1", "model.attn_resolutions=", "train.steps=2", "train.batch=8"]
+    sets += ["train.warmup=1", "train.sample_every=0", "train.precision=fp32", "train.channels_last=false"]
+    train(load_toml("binarized_mnist", sets), tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    figs = _drawn(paper_figures(run, load_dataset(run.config.data), tmp_path / "run", "cpu"))
+    assert list(figs) == ["samples", "inpainting"]
+    assert f"replaced by Bernoulli({run.model.p_bar:.3g}) noise" in figs["inpainting"].caption
 
 
 def test_a_failing_figure_leaves_the_others(image_run: Path, tmp_path: Path, monkeypatch) -> None:

@@ -113,9 +113,11 @@ def _inpainting(run: Run, ds: Dataset, out: Path, device: str) -> tuple[Path, st
 
     path, side = inpainting_figure(run, ds, out / "inpainted.png", N_PANEL, 0, device)
     h, w = ds.spec.shape[1:]
+    gaussian = run.config.diffusion.kernel == "gaussian"
+    noise = "Gaussian noise (shown clipped)" if gaussian else f"Bernoulli({run.model.p_bar:.3g}) noise"
     caption = (
         f"P Figure 5, inpainting: (a) {N_PANEL} held-out images ({h} x {w}), (b) the central {side} x {side} "
-        "square replaced by Gaussian noise, the start x_T of the reverse chain, (c) the square inpainted: "
+        f"square replaced by {noise}, the start x_T of the reverse chain, (c) the square inpainted: "
         "a sample of the model times a delta on the known pixels, applied at every reverse step "
         f"(P 2.5: the paper's constant r). {run.weights} weights, seed 0."
     )
