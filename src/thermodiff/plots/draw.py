@@ -117,15 +117,18 @@ def binary_rows(columns: list[tuple[str, torch.Tensor]], path: Path, cell: float
     by side (P Fig. 2: the heartbeat's samples and the noise they started from)."""
     n = max(x.shape[0] for _, x in columns)
     length = max(x.shape[1] for _, x in columns)
-    width, height = cell * length + 0.8, cell * n + 1.0
+    across = min(cell, 6.0 / length)  # long sequences: a panel at most 6 inches wide
+    width, height = across * length + 0.8, cell * n + 1.0
     fig, axes = plt.subplots(1, len(columns), figsize=(width * len(columns), height), squeeze=False)
     for ax, (title, x) in zip(axes[0], columns, strict=True):
         v = x.detach().cpu().numpy()
-        ax.pcolormesh(v, cmap="Greys", vmin=0, vmax=1, edgecolors="0.85", linewidth=0.3)
+        grid = {"edgecolors": "0.85", "linewidth": 0.3} if across == cell else {}
+        ax.pcolormesh(v, cmap="Greys", vmin=0, vmax=1, **grid)
         ax.set_xlim(0, length)
         ax.set_ylim(n, 0)
-        ax.set_aspect("equal")
-        ax.set_xticks(np.arange(0, length, 5) + 0.5, [str(i) for i in range(0, length, 5)], fontsize=8)
+        ax.set_aspect(cell / across)  # a row `cell` inches tall, a bin `across` wide
+        if length <= 60:
+            ax.set_xticks(np.arange(0, length, 5) + 0.5, [str(i) for i in range(0, length, 5)], fontsize=8)
         ax.set_yticks([])
         ax.set_xlabel("bin", fontsize=8)
         ax.set_title(title, fontsize=9)
