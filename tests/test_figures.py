@@ -311,3 +311,18 @@ def test_reproduce_lists_the_strip_training_drew_instead_of_drawing_it_again(
     later = (run_dir / "plots" / "denoising.png").stat().st_mtime_ns + 10**9
     os.utime(latest, ns=(later, later))
     assert run_plots(run, run_dir / "plots", reuse_strip=True)[1].missing == "RuntimeError: drawn again"
+
+
+def test_the_learned_schedule_is_drawn_against_its_own_start(tiny_run: Path) -> None:
+    """The start is learned_init as training began it (beta_2..beta_T clamped to >= 1e-6, beta_1 kept):
+    an untrained copy of the run's schedule gives exactly it."""
+    from thermodiff.diffusion.schedules import BETA_MIN, log_snr_betas
+    from thermodiff.evaluation.schedule import learned_and_initial
+
+    run = load_run(tiny_run)
+    d = run.config.diffusion
+    learned, initial = learned_and_initial(run)
+    raw = log_snr_betas(d.T, d.beta_1).numpy()
+    assert initial[1] == raw[1] == d.beta_1
+    assert (initial[2:] >= BETA_MIN).all() and abs(initial[2:] - raw[2:].clip(BETA_MIN)).max() < 1e-12
+    assert learned.shape == initial.shape and abs(learned - initial).max() > 0  # 30 steps moved it

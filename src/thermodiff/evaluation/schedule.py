@@ -10,10 +10,11 @@ from thermodiff.run.load import Run
 
 
 def learned_and_initial(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """(beta_0..beta_T as the run holds them, beta_0..beta_T of its config's learned_init)."""
+    """(beta_0..beta_T as the run holds them, beta_0..beta_T as training started them: learned_init)."""
     d = run.config.diffusion
     if not run.model.schedule.learnable:
         raise ThermodiffError("the beta schedule of this run is fixed, not learned")
-    initial = make_schedule(d.learned_init, d.T, d.beta_1, d.beta_max).betas()
+    # the learnable schedule at its start: learned_init with the clamp training applies to beta_2..beta_T
+    initial = make_schedule("learned", d.T, d.beta_1, d.beta_max, d.learned_init).betas().detach()
     learned = run.model.schedule.betas().detach()
     return learned.cpu().numpy(), initial.cpu().numpy()
