@@ -172,13 +172,15 @@ def _bound_caption(run: Run, steps, unit: str, where: str) -> str:
 
 def schedule_figure(run: Run, path: Path) -> Figure:
     """A learned beta schedule against the one it started from (P 2.4.1)."""
+    from thermodiff.diffusion.schedules import BETA_MIN
     from thermodiff.evaluation.schedule import learned_and_initial
     from thermodiff.plots.curves import beta_schedule
 
     d = run.config.diffusion
     caption = (
         f"The learned beta schedule (P 2.4.1: beta_2..beta_T trained on K with the noise frozen, beta_1 = "
-        f"{d.beta_1:g} fixed) against the schedule it started from ('{d.learned_init}'), T = {d.T}; right: "
+        f"{d.beta_1:g} fixed) against where training started it ('{d.learned_init}', beta_2..beta_T clamped "
+        f"to >= {BETA_MIN:g}), T = {d.T}; right: "
         "the signal variance left at step t, alpha_bar_t = prod_(s<=t) (1 - beta_s). Log scales."
     )
 
