@@ -155,6 +155,7 @@ def _bound_caption(run: Run, steps, unit: str, where: str) -> str:
         else "no edge term (the last reverse step p(x_0|x_1) is learned: t = 1 is in the sum)"
     )
     fixed = "binomial" if d.kernel == "binomial" else d.schedule  # as model/assemble.py builds it
+    deq = " (dequantized by one grey level, as `evaluate` does)" if run.units.eight_bit else ""
     beta = (
         f"beta_2..beta_T are learned (P 2.4.1; the schedule figure), from '{d.learned_init}'"
         if run.model.schedule.learnable
@@ -163,8 +164,8 @@ def _bound_caption(run: Run, steps, unit: str, where: str) -> str:
     return (
         f"Where the bits are spent: the KL term E KL(q(x_(t-1)|x_t,x_0) || p(x_(t-1)|x_t)) of K at each step "
         f"t = {steps.t_first}..{run.model.schedule.T} (P eq. 14), in {unit}, averaged over {where} "
-        f"{steps.n} held-out examples with every t evaluated (log scale); dashed: the share of their sum "
-        f"spent at steps <= t. K = -sum + prior + edge = {steps.total:.4f} {unit}: the sum "
+        f"{steps.n} held-out examples{deq} with every t evaluated (log scale); dashed: the share of "
+        f"their sum spent at steps <= t. K = -sum + prior + edge = {steps.total:.4f} {unit}: the sum "
         f"{sum(steps.kl):.4f}, the prior term -KL(q(x_T|x_0) || pi) {steps.prior:.4f} and {edge}. "
         f"{run.weights} weights. Here {beta}."
     )
