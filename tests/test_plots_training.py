@@ -6,21 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
+import test_figures
 from conftest import make_tiny_cfg
-from test_figures import IMAGE_SETS
 
-from thermodiff.config import load_toml
 from thermodiff.run.load import load_run
 from thermodiff.training.figures import run_plots
 from thermodiff.training.train import train
 
-
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("img") / "run"
-    train(load_toml("dead_leaves", IMAGE_SETS), out)
-    return out
+image_run = test_figures.image_run  # the tiny trained image run (a fixture), as there
 
 
 def test_training_ends_with_its_cheap_figures(image_run: Path, tiny_run: Path) -> None:
