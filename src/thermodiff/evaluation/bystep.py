@@ -32,7 +32,12 @@ class StepBits:
 
 
 def kl_by_step(
-    model: DiffusionModel, x: torch.Tensor, per: float = 1.0, batch: int = 2000, seed: int = 0, device="cpu"
+    model: DiffusionModel,
+    x: torch.Tensor,
+    per: float = 1.0,
+    batch: int = 2000,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> StepBits:
     """The terms of K on x (model space) by step, exact over t, in bits / `per` (evaluate_bound)."""
     terms, per_t = evaluate_bound(model, x, exact=True, batch=batch, seed=seed, device=device)
@@ -50,7 +55,9 @@ def kl_by_step(
     )
 
 
-def held_out_by_step(model: DiffusionModel, ds: Dataset, n: int, batch: int = 2000, device="cpu") -> StepBits:
+def held_out_by_step(
+    model: DiffusionModel, ds: Dataset, n: int, batch: int = 2000, device: str = "cpu"
+) -> StepBits:
     """kl_by_step on the first n test examples, in the units `evaluate` reports (8-bit images
     dequantized with the same seed, bits per pixel where the data's unit is)."""
     x = ds.test[:n]
