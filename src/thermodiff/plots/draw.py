@@ -1,27 +1,15 @@
-"""Figures (matplotlib, Agg): the paper's Figure 1 for 2-D data, sample grids."""
+"""Figures of samples (matplotlib, Agg): the paper's Figure 1 for 2-D data, sample grids, binary
+sequences as images, the conditioning panels of P Figs. 3-5."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from thermodiff.run.checkpoint import atomic_write_bytes  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+from thermodiff.plots.canvas import plt, save_figure
+from thermodiff.run.checkpoint import atomic_write_bytes
 
 
 def figure1(
@@ -54,7 +42,7 @@ def figure1(
     axes[0, 0].set_ylabel("forward q")
     axes[1, 0].set_ylabel("reverse p")
     axes[2, 0].set_ylabel("drift")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def scatter(points: torch.Tensor, path: Path, title: str = "") -> Path:
@@ -64,7 +52,7 @@ def scatter(points: torch.Tensor, path: Path, title: str = "") -> Path:
     ax.scatter(p[:, 0], p[:, 1], s=1, alpha=0.5)
     ax.set_aspect("equal")
     ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sequences(x: torch.Tensor, path: Path, title: str = "", most: int = 16) -> Path:
@@ -79,14 +67,12 @@ def sequences(x: torch.Tensor, path: Path, title: str = "", most: int = 16) -> P
         else:
             ax.set_axis_off()
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None, min_tile: int = 64) -> Path:
-    """(N, C, H, W) in [0, 1] -> one PNG grid, each image enlarged by a whole factor (nearest pixel)
-    to at least min_tile pixels a side, so that a 28 x 28 grid is readable without zooming."""
-    from PIL import Image
-
+def tile(images: torch.Tensor, nrow: int | None = None, min_tile: int = 64) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> one (H', W', C) float array of the images in rows of `nrow` on a white
+    ground, each enlarged by a whole factor (nearest pixel) to at least min_tile pixels a side."""
     x = images.detach().clamp(0, 1).cpu().numpy()
     zoom = max(1, -(-min_tile // max(x.shape[2], x.shape[3])))
     x = x.repeat(zoom, axis=2).repeat(zoom, axis=3)
@@ -97,14 +83,56 @@ def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None, min_ti
     for i in range(n):
         r, q = divmod(i, nrow)
         grid[:, 2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + q * (w + 2) : 2 + q * (w + 2) + w] = x[i]
-    arr = (grid.transpose(1, 2, 0) * 255).round().astype(np.uint8)
-    img = Image.fromarray(arr[..., 0] if c == 1 else arr)
+    return grid.transpose(1, 2, 0)
+
+
+def image_grid(images: torch.Tensor, path: Path, nrow: int | None = None, min_tile: int = 64) -> Path:
+    """(N, C, H, W) in [0, 1] -> one PNG grid (tile), so that a 28 x 28 grid is readable without zooming."""
     import io
 
+    from PIL import Image
+
+    arr = (tile(images, nrow, min_tile) * 255).round().astype(np.uint8)
+    img = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
+
+
+def grids_beside(columns: list[tuple[str, torch.Tensor]], path: Path, inches: float = 3.6) -> Path:
+    """Titled image grids side by side (e.g. held-out data beside model samples, P Fig. 4 and App. D);
+    each column (N, C, H, W) in [0, 1]."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(inches * len(columns), inches + 0.4), squeeze=False)
+    for ax, (title, images) in zip(axes[0], columns, strict=True):
+        arr = tile(images, min_tile=32)
+        ax.imshow(arr[..., 0] if arr.shape[2] == 1 else arr, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_axis_off()
+    return save_figure(fig, path)
+
+
+def binary_rows(columns: list[tuple[str, torch.Tensor]], path: Path, cell: float = 0.16) -> Path:
+    """Binary sequences (N, L) as images, one row per sequence, 1 black and 0 white, titled panels side
+    by side (P Fig. 2: the heartbeat's samples and the noise they started from)."""
+    n = max(x.shape[0] for _, x in columns)
+    length = max(x.shape[1] for _, x in columns)
+    across = min(cell, 6.0 / length)  # long sequences: a panel at most 6 inches wide
+    width, height = across * length + 0.8, cell * n + 1.0
+    fig, axes = plt.subplots(1, len(columns), figsize=(width * len(columns), height), squeeze=False)
+    for ax, (title, x) in zip(axes[0], columns, strict=True):
+        v = x.detach().cpu().numpy()
+        grid = {"edgecolors": "0.85", "linewidth": 0.3} if across == cell else {}
+        ax.pcolormesh(v, cmap="Greys", vmin=0, vmax=1, **grid)
+        ax.set_xlim(0, length)
+        ax.set_ylim(n, 0)
+        ax.set_aspect(cell / across)  # a row `cell` inches tall, a bin `across` wide
+        if length <= 60:
+            ax.set_xticks(np.arange(0, length, 5) + 0.5, [str(i) for i in range(0, length, 5)], fontsize=8)
+        ax.set_yticks([])
+        ax.set_xlabel("bin", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
 
 
 def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_rows: int = 8) -> Path:
@@ -120,36 +148,4 @@ def condition_panel(columns: list[tuple[str, torch.Tensor]], path: Path, max_row
                 img = images[i].detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
                 ax.imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
         axes[0, j].set_title(title, fontsize=8)
-    return _save(fig, path)
-
-
-def training_curve(metrics: list[dict], evals: list[dict], path: Path, title: str = "") -> Path:
-    """K against the step: training batches (metrics.jsonl: the one-t estimate, raw weights, averaged
-    over each log interval), held-out evaluations (evals/index.json, with their standard errors) and
-    the learning rate on its own axis."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    unit = next((m.get("unit") for m in metrics if "unit" in m), "bits")
-    train = [(m["step"], m["K_bits"]) for m in metrics if "K_bits" in m]
-    if train:
-        ax.plot(*zip(*train, strict=True), lw=1.2, label="K, training batches (raw weights)")
-    for weights, marker in (("ema", "o"), ("raw", "s")):
-        pts = [e for e in evals if e.get("weights", "ema") == weights and "K_bits" in e]
-        if pts:
-            ax.errorbar(
-                [e["step"] for e in pts],
-                [e["K_bits"] for e in pts],
-                yerr=[2 * e.get("stderr_bits", 0.0) for e in pts],
-                fmt=marker,
-                capsize=3,
-                label=f"K, held out ({weights} weights, ±2 SE)",
-            )
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"K ({unit})")
-    lr = [(m["step"], m["lr"]) for m in metrics if "lr" in m]
-    if lr:
-        ax2 = ax.twinx()
-        ax2.plot(*zip(*lr, strict=True), color="0.6", lw=0.8, ls="--")
-        ax2.set_ylabel("learning rate (dashed)", color="0.4")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -60,6 +60,11 @@ def write_card(run_dir: Path, cfg: Config, step: int, evaluation: dict | None = 
             f"| K held out | {e['K_bits']:.4f} ± {e['stderr_bits']:.4f} {e['unit']} "
             f"({e['n_examples']} {e['split']} examples, {e['t_draws']}, {e.get('weights', 'ema')} weights) |"
         )
+    pngs = sorted(
+        p.relative_to(run_dir).as_posix() for p in [*run_dir.glob("*.png"), *run_dir.glob("plots/*.png")]
+    )
+    if pngs:
+        lines += ["", "Figures: " + ", ".join(f"`{p}`" for p in pngs) + "."]
     lines += [
         "",
         "The full config is `config.json`; the training log `metrics.jsonl`; the weights `checkpoints/`.",
@@ -68,7 +73,7 @@ def write_card(run_dir: Path, cfg: Config, step: int, evaluation: dict | None = 
         "```",
         "thermodiff evaluate RUN          # K in bits on held-out data (evals/, eval.json)",
         "thermodiff sample RUN --n 64     # samples to RUN/samples/",
-        "thermodiff plot RUN              # the training curve (RUN/plots/)",
+        "thermodiff plot RUN              # the training curve, for images denoising (RUN/plots/)",
         "```",
         "",
         "```python",
