@@ -50,7 +50,7 @@ def reproduce(name: str, budget: str, out: Path, device: str = "cpu", progress: 
     }
     result = report(model, ds, cfg.eval.n, cfg.eval.exact, cfg.eval.batch, device, "test", ref)
     result["step"], result["weights"] = run.step, run.weights
-    figures = run_figures(run, ds, out, device)
+    figures = run_figures(run, ds, out, device, evaluation=result)
     result["figures"] = [f.as_dict() for f in figures]
     result["experiment"], result["budget"] = name, budget
     result["cost"] = cost(out, run.step, time.time() - started, device)
