@@ -17,7 +17,8 @@ from thermodiff.data import DATASETS, Dataset, DataSpec, Scaling, load_dataset
 from thermodiff.data.sources import pin_path
 from thermodiff.errors import ConfigError
 from thermodiff.model.args import check_device
-from thermodiff.model.assemble import DiffusionModel, build_model
+from thermodiff.model.assemble import DiffusionModel, build_model, raw_width
+from thermodiff.model.memory import check_training_fits
 from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.card import write_card
@@ -59,6 +60,8 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     ds = load_dataset(cfg.data) if dataset is None else dataset
     if dataset is None and DATASETS[cfg.data.name].kind == "any":
         check_file_fits(cfg, ds.spec)
+    if net is None:  # refused before the network is allocated (a user's net already is)
+        check_training_fits(cfg, ds.spec.shape, raw_width(cfg, ds.spec.shape), device)
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds), net=net)
     model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
