@@ -7,9 +7,15 @@ function here is the identity for one process.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from thermodiff.errors import ConfigError, ThermodiffError
+from thermodiff.run.lock import run_lock
 
 
 def is_distributed() -> bool:
@@ -41,12 +47,32 @@ def init_from_env(device: str) -> str:
     return device
 
 
+@contextmanager
+def rank0_run_lock(run_dir: Path) -> Iterator[None]:
+    """run_lock(run_dir) held by rank 0 alone (the one writer); every rank learns from one broadcast
+    whether rank 0 got it, so a refusal ends each rank with rank 0's one line (exit 2) instead of
+    leaving the others waiting in DDP's first collective until the launcher kills them."""
+    if not is_distributed():
+        with run_lock(run_dir):
+            yield
+        return
+    with ExitStack() as stack:
+        refusal = [None]
+        if is_main():
+            try:
+                stack.enter_context(run_lock(run_dir))
+            except ThermodiffError as e:
+                refusal = [str(e)]
+        torch.distributed.broadcast_object_list(refusal, src=0)
+        if refusal[0] is not None:
+            raise ConfigError(refusal[0] if is_main() else f"rank {rank()}: {refusal[0]}")
+        yield
+
+
 def shard(global_batch: int) -> slice:
     """This rank's slice of the global batch, which the config fixes whatever the process count."""
     n = world_size()
     if global_batch % n:
-        from thermodiff.errors import ConfigError
-
         raise ConfigError(f"train.batch = {global_batch} is not divisible by {n} processes")
     b = global_batch // n
     return slice(rank() * b, (rank() + 1) * b)

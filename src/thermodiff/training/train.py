@@ -23,7 +23,7 @@ from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.card import write_card
 from thermodiff.run.load import p_bar_of
-from thermodiff.run.lock import remove_temporaries, run_lock
+from thermodiff.run.lock import remove_temporaries
 from thermodiff.training import distributed as dist
 from thermodiff.training.classifier import classifier_data, forward_setup
 from thermodiff.training.loop import Examples, fit
@@ -47,7 +47,7 @@ def train(
     data to train on instead of cfg.data's; net: the network instead of cfg.model's, any module
     (x_t, t) -> raw with the reverse map's output channels (a classifier: (x_t, t) -> logits)."""
     run_dir, device = Path(run_dir), check_device(device)
-    with run_lock(run_dir, enabled=dist.is_main()):  # one writer: DDP's rank 0, or the one process
+    with dist.rank0_run_lock(run_dir):  # one writer: DDP's rank 0, or the one process
         if resume and dist.is_main():
             remove_temporaries(run_dir)
         cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
