@@ -68,7 +68,10 @@ def check_tensor(name: str, x, shape: tuple[int, ...] | None = None, one: bool =
     if x.dim() < 2 - (shape == ()) or (shape is not None and tuple(x.shape[1:]) != tuple(shape)):
         raise ThermodiffError(f"{name} has shape {tuple(x.shape)}; this model takes {want}")
     if x.shape[0] < 1 or (one and x.shape[0] != 1):
-        raise ThermodiffError(f"{name} has shape {tuple(x.shape)}; expected {want} with N >= 1")
+        raise ThermodiffError(
+            f"{name} has shape {tuple(x.shape)}; expected {'one example, ' if one else ''}{want}"
+            + ("" if one else " with N >= 1")
+        )
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ThermodiffError(f"{name} holds NaN or infinite values")
     return x
