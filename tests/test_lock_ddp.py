@@ -23,8 +23,8 @@ import torch.distributed as td
 
 def main(rank, store, run, out):
     td.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    from thermodiff.errors import ThermodiffError
-    from thermodiff.training.distributed import rank0_run_lock
+    from thermodiff.errors import ConfigError, ThermodiffError
+    from thermodiff.training.distributed import agree, rank0_run_lock
     seen = {"pid": os.getpid()}
     try:
         with rank0_run_lock(Path(run)):
@@ -33,6 +33,16 @@ def main(rank, store, run, out):
             td.barrier()  # both ranks inside at once
     except ThermodiffError as e:
         seen["error"] = str(e)
+
+    def only_rank_1_fails():
+        if rank == 1:
+            raise ConfigError("a check that failed on rank 1 alone")
+        return "fine"
+
+    try:
+        seen["agreed"] = agree(only_rank_1_fails)
+    except ThermodiffError as e:
+        seen["agree_error"] = str(e)
     Path(out, f"{rank}.json").write_text(json.dumps(seen))
     td.destroy_process_group()
 
@@ -63,9 +73,18 @@ def test_rank0_holds_the_lock_and_rank1_never_touches_it(tmp_path: Path) -> None
     assert not (run / ".lock").exists()
 
 
+def test_a_check_that_fails_on_one_rank_fails_on_every_rank(tmp_path: Path) -> None:
+    """agree(fn): rank 1's ThermodiffError is raised on rank 0 too, naming rank 1 (where rank 0 would
+    otherwise go on alone into DDP's first collective)."""
+    r0, r1 = _ranks(tmp_path, tmp_path / "run")
+    assert r1["agree_error"] == "a check that failed on rank 1 alone"
+    assert r0["agree_error"] == "rank 1: a check that failed on rank 1 alone"
+    assert "agreed" not in r0 and "agreed" not in r1
+
+
 def test_a_held_run_refuses_every_rank(tmp_path: Path) -> None:
     """While another process holds the run, rank 0 is refused naming the holder's pid, and rank 1 gets
-    the same line (prefixed with its rank) at once instead of waiting in a collective."""
+    the same line (naming rank 0) at once instead of waiting in a collective."""
     run = tmp_path / "run"
     code = (
         "import time\nfrom thermodiff.run.lock import run_lock\n"
@@ -80,7 +99,7 @@ def test_a_held_run_refuses_every_rank(tmp_path: Path) -> None:
         holder.wait()
     says = f"is being written by another process (pid {holder.pid})"
     assert says in r0["error"] and "\n" not in r0["error"]
-    assert r1["error"] == f"rank 1: {r0['error']}"
+    assert r1["error"] == f"rank 0: {r0['error']}"
     assert "holder" not in r0 and "holder" not in r1
 
 

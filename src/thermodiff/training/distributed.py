@@ -7,15 +7,18 @@ function here is the identity for one process.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from thermodiff.errors import ConfigError, ThermodiffError
 from thermodiff.run.lock import run_lock
+
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -47,25 +50,31 @@ def init_from_env(device: str) -> str:
     return device
 
 
+def agree(fn: Callable[[], T]) -> T:
+    """fn() on every rank; a ThermodiffError on any rank is raised on every rank (naming the rank it
+    came from), so that no rank goes on into a collective that a failed rank never joins (it would
+    wait there until the launcher killed it)."""
+    if not is_distributed():
+        return fn()
+    out, error = None, None
+    try:
+        out = fn()
+    except ThermodiffError as e:
+        error = str(e)
+    errors: list[str | None] = [None] * world_size()
+    torch.distributed.all_gather_object(errors, error)
+    for r, e in enumerate(errors):
+        if e is not None:
+            raise ConfigError(e if r == rank() else f"rank {r}: {e}")
+    return out
+
+
 @contextmanager
 def rank0_run_lock(run_dir: Path) -> Iterator[None]:
-    """run_lock(run_dir) held by rank 0 alone (the one writer); every rank learns from one broadcast
-    whether rank 0 got it, so a refusal ends each rank with rank 0's one line (exit 2) instead of
-    leaving the others waiting in DDP's first collective until the launcher kills them."""
-    if not is_distributed():
-        with run_lock(run_dir):
-            yield
-        return
+    """run_lock(run_dir) held by rank 0 alone (the one writer), agreed by every rank: a refusal ends
+    each rank with rank 0's one line (exit 2)."""
     with ExitStack() as stack:
-        refusal = [None]
-        if is_main():
-            try:
-                stack.enter_context(run_lock(run_dir))
-            except ThermodiffError as e:
-                refusal = [str(e)]
-        torch.distributed.broadcast_object_list(refusal, src=0)
-        if refusal[0] is not None:
-            raise ConfigError(refusal[0] if is_main() else f"rank {rank()}: {refusal[0]}")
+        agree(lambda: stack.enter_context(run_lock(run_dir)) if is_main() else None)
         yield
 
 

@@ -50,7 +50,7 @@ def train(
     with dist.rank0_run_lock(run_dir):  # one writer: DDP's rank 0, or the one process
         if resume and dist.is_main():
             remove_temporaries(run_dir)
-        cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
+        cfg = dist.agree(lambda: config_for_run(run_dir, recorded(cfg, net), resume, overrides))
         return _train(cfg, run_dir, device, resume, on_log, progress, dataset, net)
 
 
@@ -61,7 +61,7 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     if dataset is None and DATASETS[cfg.data.name].kind == "any":
         check_file_fits(cfg, ds.spec)
     if net is None:  # refused before the network is allocated (a user's net already is)
-        check_training_fits(cfg, ds.spec.shape, raw_width(cfg, ds.spec.shape), device)
+        dist.agree(lambda: check_training_fits(cfg, ds.spec.shape, raw_width(cfg, ds.spec.shape), device))
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds), net=net)
     model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
