@@ -7,7 +7,7 @@ import re
 
 import torch
 
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import NonFiniteError, ThermodiffError
 
 
 def check_device(device: str | torch.device) -> str:
@@ -89,8 +89,6 @@ def check_generator(generator, device: str | torch.device) -> None:
 
 def check_finite(what: str, x: torch.Tensor) -> torch.Tensor:
     """x itself when every value is finite; else NonFiniteError, as the CLI refuses to write one."""
-    from thermodiff.errors import NonFiniteError
-
     bad = int((~torch.isfinite(x)).sum())
     if bad:
         raise NonFiniteError(
@@ -113,5 +111,6 @@ def as_numbers(name: str, value, finite: bool = True) -> torch.Tensor:
 
 
 def check_callable(name: str, fn) -> None:
+    """A function (or any callable object), as a multiplier's log r takes."""
     if not callable(fn):
         raise ThermodiffError(f"{name} must be a function, not {type(fn).__name__}")

@@ -111,8 +111,11 @@ def sample(
     """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
     (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set).
     `kernel` and `model_fn` may be a respaced chain's (DiffusionModel.chain); `transform`: as in
-    p_sample_loop_progressive (e.g. ddim.DDIMStep)."""
-    kernel, model_fn, shape = _check_chain(kernel, model_fn), model_fn, check_shape(shape)
+    p_sample_loop_progressive (e.g. ddim.DDIMStep). Arguments are checked first (ThermodiffError), the
+    memory the chain needs is estimated (model/memory.py: ResourceError), and samples that come out NaN
+    or infinite raise NonFiniteError instead of being returned."""
+    _check_chain(kernel, model_fn)
+    shape = check_shape(shape)
     if x_T is None:
         n, device = check_count("n", n), check_device(device)
     else:
@@ -126,7 +129,7 @@ def sample(
     return check_finite(f"sampling {n} examples", deque(states, maxlen=1)[0][1])
 
 
-def _check_chain(kernel: Kernel, model_fn: ModelFn) -> Kernel:
+def _check_chain(kernel: Kernel, model_fn: ModelFn) -> None:
     """A Kernel and a callable model_fn (a DiffusionModel's model_fn, or chain_of's)."""
     if not isinstance(kernel, Kernel):
         raise ThermodiffError(
@@ -136,7 +139,6 @@ def _check_chain(kernel: Kernel, model_fn: ModelFn) -> Kernel:
         raise ThermodiffError(
             f"model_fn must be callable (model.model_fn(kernel)), not {type(model_fn).__name__}"
         )
-    return kernel
 
 
 def data_box(model: DiffusionModel, units: Units, kernel: Kernel | None = None) -> list[Multiplier]:
