@@ -122,6 +122,7 @@ def sample(
         x_T = check_tensor("x_T", x_T, shape)
         n, device = x_T.shape[0], x_T.device
     check_generator(generator, device)
+    check_pairing(step_type_of(kernel, model_fn), multipliers)  # before the probe calls the network
     check_sampling_fits(model_fn, kernel.T, shape, n, device)
     if x_T is None:
         x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)

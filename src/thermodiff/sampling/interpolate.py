@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from thermodiff.diffusion.bound import ModelFn
+from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
 from thermodiff.errors import ShapeError, ThermodiffError
@@ -16,6 +16,7 @@ from thermodiff.model.args import as_numbers, check_count, check_finite, check_t
 from thermodiff.model.memory import check_sampling_fits
 from thermodiff.sampling.ancestral import Multiplier, StepMap, p_sample_loop_progressive
 from thermodiff.sampling.ddim import ddim_encode
+from thermodiff.sampling.pairing import check_pairing
 
 ENCODERS = ("forward", "ddim")  # x -> x_t: q(x_t | x) with shared noise (DDPM 4.4), or DDIM at eta = 0
 
@@ -54,6 +55,7 @@ def interpolate(
     lam = as_numbers("lambdas", lambdas).to(x_a.device)
     if lam.dim() != 1 or not len(lam):
         raise ShapeError(f"lambdas must be a list of numbers, got shape {tuple(lam.shape)}")
+    check_pairing(step_type_of(kernel, model_fn), multipliers)  # before the probe calls the network
     check_sampling_fits(model_fn, kernel.T, tuple(x_a.shape[1:]), 2, x_a.device)  # the model's shape
     x_a, x_b = x_a.to(torch.float64), x_b.to(torch.float64)
     if int(t) == 0:
