@@ -125,7 +125,8 @@ def test_the_network_sees_the_original_steps() -> None:
     kernel, fn = model.chain("list:4,10")
     assert kernel.T == 3
     sample(kernel, fn, (2,), 2, torch.Generator().manual_seed(0))
-    assert seen == [[10, 10], [4, 4]]  # respaced steps 3, 2; step 1 is the fixed reversal
+    # the memory probe (model/memory.py) first passes batches of 1 and 2 at the chain's first step
+    assert seen == [[10], [10, 10], [10, 10], [4, 4]]  # respaced steps 3, 2; 1 is the fixed reversal
 
 
 def test_respaced_equilibrium_reversal_has_K_equal_to_L_null() -> None:

@@ -20,3 +20,15 @@ class DataError(ThermodiffError):
 def first_line(e: BaseException) -> str:
     """An exception as one line of an error message (CLI errors are one line)."""
     return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+class ResourceError(ThermodiffError):
+    """A size that needs more memory than the machine has (estimated before it is allocated)."""
+
+
+class NonFiniteError(ThermodiffError):
+    """A result that came out NaN or infinite (an input or a noise far outside the data's range)."""
+
+
+class ShapeError(ThermodiffError):
+    """A tensor whose shape is not the one the model, a mask or another tensor asks for."""

@@ -127,6 +127,8 @@ def load_toml(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) ->
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
     for text in overrides:
         section, name, value = _parse_override(text)
         if not isinstance(raw.setdefault(section, {}), dict):

@@ -15,7 +15,7 @@ def read_jsonl(path: Path) -> list[dict]:
     for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a torn line, or one nested too deeply
             continue
         if isinstance(record, dict):
             out.append(record)

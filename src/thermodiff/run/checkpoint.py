@@ -153,6 +153,7 @@ def load_checkpoint(path: Path, with_train_state: bool = False) -> tuple[dict, d
     if not isinstance(meta.get("config", {}), dict):
         raise CheckpointError(f"{path}/meta.json: config must be a JSON object")
     try:
+        open(path / "weights.safetensors", "rb").close()  # safetensors says "No such file" for EACCES
         tensors = load_file(path / "weights.safetensors")
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}/weights.safetensors is {_unreadable(e)}") from None

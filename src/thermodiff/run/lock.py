@@ -17,14 +17,11 @@ LOCK = ".lock"
 
 
 @contextmanager
-def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
+def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold RUN/.lock (creating RUN) for the block; another holder -> a ConfigError naming its pid.
     The lock file is removed on release (while still held; a waiter then finds its inode gone and
-    retries), and so are the folders this call made if nothing was written in them.
-    enabled=False (the ranks of a DDP run other than rank 0, which write nothing) is a no-op."""
-    if not enabled:
-        yield
-        return
+    retries), and so are the folders this call made if nothing was written in them. Under DDP only
+    rank 0 holds it (training.distributed.rank0_run_lock)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory")

@@ -20,7 +20,17 @@ from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
 from thermodiff.diffusion.steps import Step
-from thermodiff.model.args import check_count, check_device
+from thermodiff.errors import ThermodiffError
+from thermodiff.model.args import (
+    check_count,
+    check_device,
+    check_finite,
+    check_generator,
+    check_shape,
+    check_tensor,
+)
+from thermodiff.model.memory import check_sampling_fits
+from thermodiff.run.checkpoint import check_writable
 from thermodiff.sampling.multipliers import DataBox
 from thermodiff.sampling.pairing import Multiplier, check_pairing
 
@@ -101,17 +111,44 @@ def sample(
     """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
     (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set).
     `kernel` and `model_fn` may be a respaced chain's (DiffusionModel.chain); `transform`: as in
-    p_sample_loop_progressive (e.g. ddim.DDIMStep)."""
+    p_sample_loop_progressive (e.g. ddim.DDIMStep). Arguments are checked first (ThermodiffError), the
+    memory the chain needs is estimated (model/memory.py: ResourceError), and samples that come out NaN
+    or infinite raise NonFiniteError instead of being returned."""
+    _check_chain(kernel, model_fn)
+    shape = check_shape(shape)
     if x_T is None:
-        check_count("n", n)
-        x_T = kernel.prior_sample((n, *shape), generator=generator, device=check_device(device))
+        n, device = check_count("n", n), check_device(device)
+    else:
+        x_T = check_tensor("x_T", x_T, shape)
+        n, device = x_T.shape[0], x_T.device
+    check_generator(generator, device)
+    check_pairing(step_type_of(kernel, model_fn), multipliers)  # before the probe calls the network
+    check_sampling_fits(model_fn, kernel.T, shape, n, device)
+    if x_T is None:
+        x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
     states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers, None, transform)
-    return deque(states, maxlen=1)[0][1]
+    return check_finite(f"sampling {n} examples", deque(states, maxlen=1)[0][1])
+
+
+def _check_chain(kernel: Kernel, model_fn: ModelFn) -> None:
+    """A Kernel and a callable model_fn (a DiffusionModel's model_fn, or chain_of's)."""
+    if not isinstance(kernel, Kernel):
+        raise ThermodiffError(
+            f"kernel must be a thermodiff Kernel (model.kernel()), not {type(kernel).__name__}"
+        )
+    if not callable(model_fn):
+        raise ThermodiffError(
+            f"model_fn must be callable (model.model_fn(kernel)), not {type(model_fn).__name__}"
+        )
 
 
 def data_box(model: DiffusionModel, units: Units, kernel: Kernel | None = None) -> list[Multiplier]:
     """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data.
     `kernel`: the chain sampled, when not the model's full one (a respaced chain's, or DDIM's view)."""
+    if not isinstance(units, Units):
+        raise ThermodiffError(
+            f"units must be a run's Units (load_run(...).units), not {type(units).__name__}"
+        )
     box = units.box()
     if box is None:
         return []
@@ -136,6 +173,14 @@ def sample_grid(
     own seeded generator, so a training run's random stream is left untouched."""
     from thermodiff.plots.draw import image_grid
 
+    if len(spec.shape) != 3:
+        raise ThermodiffError(f"sample_grid draws images; this model's data have shape {spec.shape}")
+    n, seed, device = (
+        check_count("n", n),
+        check_count("seed", seed, -(2**63), 2**64 - 1),
+        check_device(device),
+    )
+    path = check_writable(path)
     net = model.net if net is None else net
     was_training = net.training
     net.eval()

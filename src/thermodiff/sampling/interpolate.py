@@ -8,12 +8,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from thermodiff.diffusion.bound import ModelFn
+from thermodiff.diffusion.bound import ModelFn, step_type_of
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ShapeError, ThermodiffError
+from thermodiff.model.args import as_numbers, check_count, check_finite, check_tensor
+from thermodiff.model.memory import check_sampling_fits
 from thermodiff.sampling.ancestral import Multiplier, StepMap, p_sample_loop_progressive
 from thermodiff.sampling.ddim import ddim_encode
+from thermodiff.sampling.pairing import check_pairing
 
 ENCODERS = ("forward", "ddim")  # x -> x_t: q(x_t | x) with shared noise (DDPM 4.4), or DDIM at eta = 0
 
@@ -41,18 +44,22 @@ def interpolate(
     """
     if encoder not in ENCODERS:
         raise ThermodiffError(f"unknown encoder {encoder!r}; expected one of {ENCODERS}")
-    if tuple(x_a.shape) != tuple(x_b.shape) or x_a.dim() < 1 or x_a.shape[0] != 1:
-        raise ThermodiffError(
-            f"x_a and x_b must both have shape (1, ...); got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
-        )
-    if not 0 <= int(t) <= kernel.T:
-        raise ThermodiffError(f"interpolation step t must lie in 0..{kernel.T}, got {t}")
+    x_a, x_b = check_tensor("x_a", x_a, one=True), check_tensor("x_b", x_b, one=True)
+    if tuple(x_a.shape) != tuple(x_b.shape):
+        raise ShapeError(f"x_a and x_b must have one shape; got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
     if not isinstance(kernel, GaussianKernel):
-        raise ThermodiffError(f"interpolation needs a Gaussian kernel, got {kernel.name!r}")
-    lam = torch.as_tensor(lambdas, dtype=torch.float64, device=x_a.device).reshape(-1)
+        raise ThermodiffError(
+            f"interpolation needs a Gaussian kernel, got {getattr(kernel, 'name', kernel)!r}"
+        )
+    check_count("interpolation step t", t, 0, kernel.T)
+    lam = as_numbers("lambdas", lambdas).to(x_a.device)
+    if lam.dim() != 1 or not len(lam):
+        raise ShapeError(f"lambdas must be a list of numbers, got shape {tuple(lam.shape)}")
+    check_pairing(step_type_of(kernel, model_fn), multipliers)  # before the probe calls the network
+    check_sampling_fits(model_fn, kernel.T, tuple(x_a.shape[1:]), 2, x_a.device)  # the model's shape
     x_a, x_b = x_a.to(torch.float64), x_b.to(torch.float64)
     if int(t) == 0:
-        return torch.cat([(1 - v) * x_a + v * x_b for v in lam])
+        return check_finite("interpolating at step 0", torch.cat([(1 - v) * x_a + v * x_b for v in lam]))
     if generator is None:
         seed = int(torch.randint(2**62, ()))
         generator = torch.Generator(device=x_a.device).manual_seed(seed)
@@ -69,4 +76,4 @@ def interpolate(
         mixed = (1 - v) * x_t_a + v * x_t_b
         chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, int(t), transform)
         out.append(deque(chain, maxlen=1)[0][1])
-    return torch.cat(out)
+    return check_finite(f"interpolating through step {t}", torch.cat(out))

@@ -27,6 +27,7 @@ from thermodiff.diffusion.binomial import bernoulli_product
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.steps import BernoulliStep, GaussianStep
 from thermodiff.errors import ThermodiffError
+from thermodiff.model.args import as_numbers, check_callable, check_number
 
 SCHEDULES = ("constant", "annealed")
 
@@ -72,13 +73,13 @@ def _weight(schedule: str, T: int | None, t: Tensor, like: Tensor) -> Tensor | f
 def _check_schedule(schedule: str, T: int | None) -> None:
     if schedule not in SCHEDULES:
         raise ThermodiffError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
-    if schedule == "annealed" and (T is None or int(T) < 1):
+    if schedule == "annealed" and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
         raise ThermodiffError("the annealed schedule needs T, the number of diffusion steps (>= 1)")
 
 
 def _as_mask(mask: Tensor) -> Tensor:
     """A 0/1 (or bool) tensor -> bool; any other value is an error."""
-    mask = torch.as_tensor(mask)
+    mask = mask if isinstance(mask, Tensor) else as_numbers("mask", mask, finite=False)
     if mask.dtype != torch.bool:
         if not bool(((mask == 0) | (mask == 1)).all()):
             raise ThermodiffError("mask must contain only 0 and 1 (1 = known coordinate)")
@@ -128,10 +129,10 @@ class GaussianObservation:
         shape: tuple[int, ...] | None = None,
     ):
         _check_schedule(schedule, T)
-        std = torch.as_tensor(noise_std, dtype=torch.float64)
+        std = as_numbers("noise_std", noise_std, finite=False)
         if not bool((std > 0).all()):
             raise ThermodiffError(f"noise_std must be > 0, got {noise_std}")
-        self.y = _Data("y", torch.as_tensor(y, dtype=torch.float64), shape)
+        self.y = _Data("y", as_numbers("y", y), shape)
         self.inv_var = std**-2  # observation precision 1 / noise_std^2 (0 when noise_std = inf)
         self.schedule, self.T = schedule, T
 
@@ -163,7 +164,7 @@ class Mask:
         kernel: GaussianKernel | None = None,
     ):
         mask = _as_mask(mask)
-        values = torch.as_tensor(values, dtype=torch.float64)
+        values = as_numbers("values", values, finite=False)  # NaN allowed where unknown
         _pair(values, mask)
         if not bool(torch.where(mask, values, 0.0).isfinite().all()):
             raise ThermodiffError("values at known coordinates must be finite")
@@ -221,7 +222,9 @@ class LogDensityGradient:
         T: int | None = None,
     ):
         _check_schedule(schedule, T)
-        self.log_r, self.scale, self.schedule, self.T = log_r, float(scale), schedule, T
+        check_callable("log_r", log_r)
+        self.log_r, self.scale = log_r, check_number("scale", scale, "(-inf, inf)")
+        self.schedule, self.T = schedule, T
 
     def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
         mean, logvar = step.mean, step.logvar
@@ -236,7 +239,8 @@ class ClassifierGuidance:
     accepts = GaussianStep
 
     def __init__(self, log_prob_fn: Callable[[Tensor, Tensor], Tensor], scale: float = 1.0):
-        self.log_prob_fn, self.scale = log_prob_fn, float(scale)
+        check_callable("log_prob_fn", log_prob_fn)
+        self.log_prob_fn, self.scale = log_prob_fn, check_number("scale", scale, "(-inf, inf)")
 
     def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
         mean, logvar = step.mean, step.logvar
@@ -259,7 +263,7 @@ class BernoulliObservation:
         shape: tuple[int, ...] | None = None,
     ):
         _check_schedule(schedule, T)
-        prob = torch.as_tensor(prob, dtype=torch.float64)
+        prob = as_numbers("prob", prob, finite=False)
         if not bool(((prob > 0) & (prob < 1)).all()):
             raise ThermodiffError("prob must lie in (0, 1); use BernoulliMask for known bits")
         self.prob = _Data("prob", prob, shape)

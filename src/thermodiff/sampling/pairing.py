@@ -22,6 +22,8 @@ class Multiplier(Protocol):
 
 def check_pairing(step_type: type[Step], multipliers: Sequence[Multiplier]) -> None:
     """Refuse, before the chain runs, a multiplier that does not tilt the model's reverse step type."""
+    if not isinstance(multipliers, (list, tuple)):
+        raise ThermodiffError(f"multipliers must be a list, not {type(multipliers).__name__}")
     if multipliers and issubclass(step_type, FullGaussianStep):
         raise ThermodiffError("conditioning needs a diagonal reverse covariance (not variance = full)")
     for r in multipliers:

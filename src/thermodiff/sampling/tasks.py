@@ -20,7 +20,8 @@ from thermodiff.data.units import Units
 from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.respace import Spacing
-from thermodiff.errors import ThermodiffError
+from thermodiff.errors import ShapeError, ThermodiffError
+from thermodiff.model.args import check_number, check_tensor
 from thermodiff.model.assemble import DiffusionModel
 from thermodiff.run.load import Run, load_run
 from thermodiff.sampling.ancestral import Multiplier, data_box, sample
@@ -41,10 +42,12 @@ def denoise(
 ) -> Tensor:
     """p(x) N(y; x, noise_std^2): start at x_T = y, exact Gaussian product at every step (P 2.5, App. C).
     `first`: multipliers applied before the product (e.g. data_box); steps, sampler, eta: chain_of."""
+    _check_model(model)
     if not isinstance(model.kernel(), GaussianKernel):
         raise ThermodiffError("denoising needs a Gaussian kernel (this run is binomial)")
-    if not 0 < noise_std < float("inf"):
-        raise ThermodiffError(f"noise_std = {noise_std} must lie in (0, inf)")
+    y = check_tensor("y", y)
+    check_number("noise_std", noise_std, "(0, inf)")
+    check_number("eta", eta, "[0, 1]")
     if sampler == "ddim" and eta == 0:
         raise ThermodiffError("denoising with DDIM needs --eta > 0: r(x) cannot tilt a deterministic step")
     c, shape = chain_of(model, steps, sampler, eta), tuple(y.shape[1:])
@@ -68,8 +71,17 @@ def inpaint(
     space. schedule "constant": the delta at every step from x_T = noise with known pixels set (P 2.5,
     bark inpainting); "forward" (Gaussian runs): known pixels follow q(x_{t-1} | x_0 = values) of the chain
     sampled (respaced or not). steps, sampler, eta: chain_of."""
+    _check_model(model)
     if schedule not in ("constant", "forward"):
         raise ThermodiffError(f"unknown inpainting schedule {schedule!r}; expected constant or forward")
+    values = check_tensor("values", values)
+    shapes = (tuple(values.shape), tuple(values.shape[1:]), (1, *values.shape[1:]))  # per example or one
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) not in shapes:
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ShapeError(
+            f"mask must be a tensor of the values' shape {shapes[0]} (or {shapes[1]}), got {got}"
+        )
+    check_number("eta", eta, "[0, 1]")
     c = chain_of(model, steps, sampler, eta)
     kernel, shape, n = c.kernel, tuple(values.shape[1:]), values.shape[0]
     bits = isinstance(kernel, BinomialKernel)
@@ -81,6 +93,13 @@ def inpaint(
     x_T = r.fill(x_T) if schedule == "constant" or bits else x_T
     mults = c.adapt([*first, r])
     return sample(kernel, c.model_fn, shape, n, generator, values.device, mults, x_T, c.transform)
+
+
+def _check_model(model: DiffusionModel) -> None:
+    if not isinstance(model, DiffusionModel):
+        raise ThermodiffError(
+            f"model must be a DiffusionModel (load_run(...).model), not {type(model).__name__}"
+        )
 
 
 def guidance(

@@ -7,9 +7,18 @@ function here is the identity for one process.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+from thermodiff.errors import ConfigError, ThermodiffError
+from thermodiff.run.lock import run_lock
+
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -41,12 +50,38 @@ def init_from_env(device: str) -> str:
     return device
 
 
+def agree(fn: Callable[[], T]) -> T:
+    """fn() on every rank; a ThermodiffError on any rank is raised on every rank (naming the rank it
+    came from), so that no rank goes on into a collective that a failed rank never joins (it would
+    wait there until the launcher killed it)."""
+    if not is_distributed():
+        return fn()
+    out, error = None, None
+    try:
+        out = fn()
+    except ThermodiffError as e:
+        error = str(e)
+    errors: list[str | None] = [None] * world_size()
+    torch.distributed.all_gather_object(errors, error)
+    for r, e in enumerate(errors):
+        if e is not None:
+            raise ConfigError(e if r == rank() else f"rank {r}: {e}")
+    return out
+
+
+@contextmanager
+def rank0_run_lock(run_dir: Path) -> Iterator[None]:
+    """run_lock(run_dir) held by rank 0 alone (the one writer), agreed by every rank: a refusal ends
+    each rank with rank 0's one line (exit 2)."""
+    with ExitStack() as stack:
+        agree(lambda: stack.enter_context(run_lock(run_dir)) if is_main() else None)
+        yield
+
+
 def shard(global_batch: int) -> slice:
     """This rank's slice of the global batch, which the config fixes whatever the process count."""
     n = world_size()
     if global_batch % n:
-        from thermodiff.errors import ConfigError
-
         raise ConfigError(f"train.batch = {global_batch} is not divisible by {n} processes")
     b = global_batch // n
     return slice(rank() * b, (rank() + 1) * b)

@@ -17,12 +17,13 @@ from thermodiff.data import DATASETS, Dataset, DataSpec, Scaling, load_dataset
 from thermodiff.data.sources import pin_path
 from thermodiff.errors import ConfigError
 from thermodiff.model.args import check_device
-from thermodiff.model.assemble import DiffusionModel, build_model
+from thermodiff.model.assemble import DiffusionModel, build_model, raw_width
+from thermodiff.model.memory import check_training_fits
 from thermodiff.nets import NETS
 from thermodiff.nets.classifier import TASKS, build_classifier
 from thermodiff.run.card import write_card
 from thermodiff.run.load import p_bar_of
-from thermodiff.run.lock import remove_temporaries, run_lock
+from thermodiff.run.lock import remove_temporaries
 from thermodiff.training import distributed as dist
 from thermodiff.training.classifier import classifier_data, forward_setup
 from thermodiff.training.figures import end_of_training
@@ -47,10 +48,10 @@ def train(
     data to train on instead of cfg.data's; net: the network instead of cfg.model's, any module
     (x_t, t) -> raw with the reverse map's output channels (a classifier: (x_t, t) -> logits)."""
     run_dir, device = Path(run_dir), check_device(device)
-    with run_lock(run_dir, enabled=dist.is_main()):  # one writer: DDP's rank 0, or the one process
+    with dist.rank0_run_lock(run_dir):  # one writer: DDP's rank 0, or the one process
         if resume and dist.is_main():
             remove_temporaries(run_dir)
-        cfg = config_for_run(run_dir, recorded(cfg, net), resume, overrides)
+        cfg = dist.agree(lambda: config_for_run(run_dir, recorded(cfg, net), resume, overrides))
         return _train(cfg, run_dir, device, resume, on_log, progress, dataset, net)
 
 
@@ -60,6 +61,8 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     ds = load_dataset(cfg.data) if dataset is None else dataset
     if dataset is None and DATASETS[cfg.data.name].kind == "any":
         check_file_fits(cfg, ds.spec)
+    if net is None:  # refused before the network is allocated (a user's net already is)
+        dist.agree(lambda: check_training_fits(cfg, ds.spec.shape, raw_width(cfg, ds.spec.shape), device))
     model = build_model(cfg, ds.spec.shape, p_bar_of(cfg, ds), net=net)
     model.fast.prepare(model.net.to(device))  # channels-last on a GPU when asked (fast.py)
     model.schedule.to(device)
