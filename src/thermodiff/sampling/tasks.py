@@ -1,5 +1,5 @@
 """Multiplying a trained model by a second distribution r(x) (P §2.5, App. C): denoising
-(P Fig. 5), inpainting (P Fig. 4), interpolation (DDPM 4.4) and classifier guidance (ADM Alg. 1).
+(P Fig. 3), inpainting (P Fig. 5), interpolation (DDPM 4.4) and classifier guidance (ADM Alg. 1).
 
 The first functions work in model space on tensors; the `*_file` ones are the CLI commands, file in
 (PNG or .npy; units in data/files.py and data/units.py) -> file out, every input checked before any
