@@ -9,7 +9,7 @@ against diffusers' DDIMScheduler loop calling the same U-Net, in the same run, a
 Writes bench/results/sampling_mnist.json and sampling_mnist.png.
 
     THERMODIFF_DATA=/work/shared/data python bench/sampling_mnist.py --unet RUN --classifier RUN
-        [--samples 100] [--eval-n 500] [--reference 2000] [--diffusers DIR]
+        [--samples 300] [--eval-n 500] [--reference 2000] [--diffusers DIR]
 
 Train the two runs first (the commands the JSON records, about 8 and 1.5 CPU-minutes on one thread).
 """
@@ -48,6 +48,15 @@ def fd_to(stats: tuple[torch.Tensor, torch.Tensor], feats: torch.Tensor) -> floa
     return frechet_distance(*feature_stats(feats), *stats)
 
 
+def fd_spread(stats: tuple[torch.Tensor, torch.Tensor], feats: torch.Tensor, draws: int = 200) -> float:
+    """The bootstrap standard deviation of fd_to over the samples (resampled with replacement): how much
+    the distance moves with the samples drawn, at this sample size."""
+    g = torch.Generator().manual_seed(0)
+    n = feats.shape[0]
+    values = [fd_to(stats, feats[torch.randint(0, n, (n,), generator=g)]) for _ in range(draws)]
+    return float(torch.tensor(values).std())
+
+
 def quality(run, ds, clf_net, stats, steps: int, n: int, eval_n: int, draws: int) -> dict:
     """One step count: samples' Fréchet distance, bits/dim of the chain, CPU time per sample."""
     T = run.model.schedule.T
@@ -57,9 +66,11 @@ def quality(run, ds, clf_net, stats, steps: int, n: int, eval_n: int, draws: int
     cpu = time.process_time() - t0
     r = report(run.model, ds, eval_n, exact=False, batch=250, draws=draws, steps=steps)
     s = r["respaced"]
+    feats = classifier_features(clf_net, x.float())
     return {
         "steps": steps,
-        "frechet_distance": fd_to(stats, classifier_features(clf_net, x.float())),
+        "frechet_distance": fd_to(stats, feats),
+        "frechet_bootstrap_sd": fd_spread(stats, feats),
         "nll_bits_per_dim": s["nll_bits_per_dim"],
         "nll_stderr_bits_per_dim": s["nll_stderr_bits_per_dim"],
         "full_chain_nll_bits_per_dim": r["nll_bits_per_dim"],
@@ -145,7 +156,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--unet", required=True)
     p.add_argument("--classifier", required=True)
-    p.add_argument("--samples", type=int, default=100)
+    p.add_argument("--samples", type=int, default=300)
     p.add_argument("--eval-n", type=int, default=500)
     p.add_argument("--draws", type=int, default=1)
     p.add_argument("--reference", type=int, default=2000)
@@ -164,7 +175,8 @@ def main() -> None:
     ref = classifier_features(clf.net, ds.test[: args.reference].float())
     stats = feature_stats(ref)
     floor_x = ds.test[args.reference : args.reference + args.samples]
-    floor = fd_to(stats, classifier_features(clf.net, floor_x.float()))
+    floor_feats = classifier_features(clf.net, floor_x.float())
+    floor, floor_sd = fd_to(stats, floor_feats), fd_spread(stats, floor_feats)
     rows = []
     for steps in [int(s) for s in args.steps.split(",")]:
         rows.append(quality(run, ds, clf.net, stats, steps, args.samples, args.eval_n, args.draws))
@@ -186,6 +198,7 @@ def main() -> None:
         "frechet_features": f"the clean classifier's pooled penultimate layer ({ref.shape[1]} dims)",
         "classifier_test_accuracy": judge,
         "frechet_floor": floor,
+        "frechet_floor_bootstrap_sd": floor_sd,
         "frechet_floor_note": f"{args.samples} other test images against the same reference: what the "
         "distance reads for real data at this sample size (its bias)",
         "eval_n": args.eval_n,
@@ -217,7 +230,8 @@ def plot(rows: list[dict], floor: float, path: Path) -> None:
 
     steps = [r["steps"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    axes[0].plot(steps, [r["frechet_distance"] for r in rows], "o-", label="samples")
+    fd, sd = [r["frechet_distance"] for r in rows], [r["frechet_bootstrap_sd"] for r in rows]
+    axes[0].errorbar(steps, fd, sd, fmt="o-", label="samples (bootstrap sd)")
     axes[0].axhline(floor, color="grey", ls=":", label="test images (floor)")
     axes[0].legend()
     axes[1].errorbar(
