@@ -98,8 +98,9 @@ def test_spacings_follow_iddpm_notation() -> None:
         (),
         ("diffusion.parameterization=eps",),
         ("diffusion.kernel=binomial", "data.name=heartbeat", "diffusion.parameterization=offset"),
+        ("diffusion.kernel=binomial", "data.name=heartbeat", "diffusion.parameterization=paper"),
     ],
-    ids=["paper", "eps", "binomial"],
+    ids=["paper", "eps", "binomial", "binomial_paper"],
 )
 def test_every_step_kept_reproduces_the_full_chain_bit_for_bit(extra: tuple[str, ...]) -> None:
     """The respaced kernel (not the shortcut of chain()) with every step kept, the same seed."""

@@ -4,6 +4,12 @@ q(x_{s_i} | x_{s_{i-1}}): Gaussian with 1 - beta'_i = alpha_bar_{s_i} / alpha_ba
 the same composed flip rate (both kernels compose by multiplying 1 - beta). The bound code then computes
 K of the respaced chain exactly; the network is called at the original step s_i (`timesteps`).
 
+A binomial network's output is a probability p(x_{s-1} = 1 | x_s) of the step it was trained on, with no
+beta in it to swap for the composed one; it is read as what it is for the optimal network, the mixture
+sum_{x_0} q(x_{s-1} | x_s, x_0) q(x_0 | x_s) of the two per-bit posteriors (each bit's kernel sees only
+its own x_0), which fixes q(x_0 = 1 | x_s), and the composed step takes the same mixture of its own
+posteriors q(x_{s_{i-1}} | x_s, x_0) (RespacedBinomialKernel.reread): exact wherever the network is.
+
 Step 1, the paper's fixed first reverse step (P App. B.2), is always kept.
 """
 
@@ -17,6 +23,7 @@ from torch import Tensor
 
 from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.steps import at
 from thermodiff.errors import ThermodiffError
 
 Spacing = str | int | Sequence[int]
@@ -78,6 +85,37 @@ def respaced_betas(betas: Tensor, kept: Sequence[int]) -> Tensor:
     return torch.cat([betas[:1], out])
 
 
+class RespacedBinomialKernel(BinomialKernel):
+    """The composed binomial kernel of the kept steps, with the chain it was cut from (`source`) and the
+    original step of each of its steps (`timesteps`), for reading a network's step against it."""
+
+    def __init__(self, betas: Tensor, source: BinomialKernel, timesteps: Tensor):
+        super().__init__(betas, source.p_bar, source.learned_first_step)
+        self.source, self.timesteps = source, timesteps.to(self.betas.device)
+        gaps = torch.diff(self.timesteps, prepend=self.timesteps[:1])
+        self.skips = (gaps > 1).to(torch.float64)  # 1 at the steps that compose several
+
+    def to(self, device: torch.device | str) -> RespacedBinomialKernel:
+        if self.betas.device == torch.device(device):
+            return self
+        return RespacedBinomialKernel(self.betas.to(device), self.source.to(device), self.timesteps)
+
+    def reread(self, logit: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """logit p(x_{s_{i-1}} = 1 | x_{s_i}) from the network's logit p(x_{s_i - 1} = 1 | x_{s_i}) at the
+        composed step i = t: f = B + pi (A - B), A, B the step's posteriors given x_0 = 1, 0 (P §2.4.1),
+        solved for pi = q(x_0 = 1 | x_s) (clamped to [0, 1]), then B' + pi (A' - B') with the composed
+        step's posteriors; steps whose predecessor is kept are returned as they are (bit for bit)."""
+        s = self.timesteps[t]
+        x = x_t.to(torch.float64)
+        one, zero = torch.ones_like(x), torch.zeros_like(x)
+        a, b = (self.source.q_posterior(v, x, s).prob for v in (one, zero))
+        pi = ((torch.sigmoid(logit) - b) / (a - b)).clamp(0.0, 1.0)
+        a2, b2 = (self.q_posterior(v, x, t).prob for v in (one, zero))
+        f = b2 + pi * (a2 - b2)
+        composed = torch.log(f) - torch.log1p(-f)
+        return torch.where(at(self.skips, t, x) > 0, composed, logit)
+
+
 @dataclass(frozen=True)
 class Respacing:
     """Kept steps s_1..s_K of a chain of T steps; `timesteps[i]` = s_i is what the network sees at step i."""
@@ -110,5 +148,5 @@ class Respacing:
             raise ThermodiffError(f"a respacing of T = {self.T} steps applied to a chain of {kernel.T}")
         betas = respaced_betas(kernel.betas, self.kept)
         if isinstance(kernel, BinomialKernel):
-            return BinomialKernel(betas, kernel.p_bar, kernel.learned_first_step)
+            return RespacedBinomialKernel(betas, kernel, self.timesteps(betas.device))
         return GaussianKernel(betas)

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from thermodiff.diffusion.binomial import BinomialKernel
 from thermodiff.diffusion.gaussian import GaussianKernel
+from thermodiff.diffusion.respace import RespacedBinomialKernel
 from thermodiff.diffusion.steps import BernoulliStep, FullGaussianStep, GaussianStep, Step, at
 
 
@@ -113,6 +114,12 @@ class BernoulliReverse(Reverse):
     def p_params(self, kernel: BinomialKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> BernoulliStep:
         """logit P(x_{t-1} = 1 | x_t) = raw, or raw + logit r_t(x_t) with the offset (P Table App.1)."""
         logit = raw.to(x_t.dtype)
+        if isinstance(kernel, RespacedBinomialKernel):  # the step the network knows, then the composed one
+            source = kernel.source
+            s = kernel.timesteps[t]
+            if self.offset:
+                logit = source.equilibrium_reversal(x_t, s).logit + logit
+            return BernoulliStep(kernel.reread(logit, x_t, t))
         if self.offset:
             return BernoulliStep(kernel.equilibrium_reversal(x_t, t).logit + logit)
         return BernoulliStep(logit)

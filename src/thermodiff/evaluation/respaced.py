@@ -23,10 +23,12 @@ def respaced_section(
     batch: int = 2000,
     device: str = "cpu",
     draws: int = 1,
+    grid: Callable[[Spacing, BoundTerms], dict] | None = None,
 ) -> dict:
     """The `respaced` block of the evaluation JSON: K of the chain keeping `steps` on the examples x that
     gave the full chain's terms `full`, with the paired difference to it (same examples: its standard error
-    is that of the per-example differences)."""
+    is that of the per-example differences). grid: (steps, the chain's terms) -> the 8-bit figures
+    (nll_bits_per_dim on the grid, the dequantized bound), as the full chain's are computed."""
     respacing = Respacing.of(model.schedule.T, steps)
     terms, per_t = evaluate_bound(model, x, exact, batch, device=device, draws=draws, steps=steps)
     K, K_se = mean_and_stderr(to_bits(terms.K) / per)
@@ -47,6 +49,8 @@ def respaced_section(
     }
     if per_t is not None:
         out["kl_bits_by_step"] = [round(v, 6) for v in (to_bits(per_t) / per).tolist()]
+    if grid is not None:
+        out.update(grid(steps, terms))
     if true_log_prob is not None:
         gap, gap_se = mean_and_stderr(to_bits(true_log_prob(x)) - to_bits(terms.K).cpu())
         out.update(gap_to_truth_bits=gap, gap_stderr_bits=gap_se)
