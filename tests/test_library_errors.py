@@ -313,6 +313,31 @@ MISUSES = [
         ThermodiffError,
         "scale = inf",
     ),
+    (
+        "ddim_encode t_end 0",
+        lambda m: td.ddim_encode(m["k"], m["fn"], y2, t_end=0),
+        ThermodiffError,
+        "t_end = 0",
+    ),
+    (
+        "ddim_encode t_end beyond T",
+        lambda m: td.ddim_encode(m["k"], m["fn"], y2, t_end=m["k"].T + 1),
+        ThermodiffError,
+        "t_end",
+    ),
+    ("ddim_encode x0 NaN", lambda m: td.ddim_encode(m["k"], m["fn"], nan2), ThermodiffError, "x0 holds NaN"),
+    (
+        "ddim_encode x0 list",
+        lambda m: td.ddim_encode(m["k"], m["fn"], [[0.0, 0.0]]),
+        ThermodiffError,
+        "x0 must be",
+    ),
+    (
+        "ddim_encode kernel None",
+        lambda m: td.ddim_encode(None, m["fn"], y2),
+        ThermodiffError,
+        "Gaussian kernel",
+    ),
 ]
 
 

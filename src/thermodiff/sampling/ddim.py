@@ -17,6 +17,7 @@ from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, at
 from thermodiff.errors import ThermodiffError
+from thermodiff.model.args import check_callable, check_count, check_finite, check_tensor
 from thermodiff.sampling.ancestral import reverse_step
 
 
@@ -74,10 +75,15 @@ def ddim_encode(
     step's slope at fixed eps), then a secant slope per example, from the usual DDIM inversion as the
     first guess (eps at x_{t-1}).
     Stops when the residual is below tol (relative) or after `iterations` network passes per step."""
+    if not isinstance(kernel, GaussianKernel):
+        raise ThermodiffError(f"DDIM encoding needs a Gaussian kernel, got {type(kernel).__name__}")
+    check_callable("model_fn", model_fn)
+    x0 = check_tensor("x0", x0)
+    t_end = kernel.T if t_end is None else check_count("t_end", t_end, 1, kernel.T)
+    check_count("iterations", iterations, 1, 10**6)
     ddim = DDIMStep(kernel.to(x0.device), 0.0)
     k = ddim.kernel
     x = x0.to(torch.float64)
-    t_end = k.T if t_end is None else int(t_end)
     for step in range(1, t_end + 1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
         target = x
@@ -99,4 +105,4 @@ def ddim_encode(
                 slope = torch.where(ok.reshape(slope.shape), secant.reshape(slope.shape), slope)
             last = (x, out)
             x = x + residual / slope
-    return x
+    return check_finite(f"DDIM encoding to t = {t_end}", x)
