@@ -73,7 +73,7 @@ TIMING = re.compile(
 
 
 def test_the_image_configs_have_cpu_sized_variants() -> None:
-    for name in ("mnist", "dead_leaves", "bark", "cifar10"):
+    for name in ("mnist", "dead_leaves", "bark", "cifar10", "mnist_unet"):
         assert f"{name}_cpu" in CPU_SIZED
 
 
