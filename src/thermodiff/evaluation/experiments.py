@@ -9,7 +9,7 @@ EXPERIMENTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "quick": ("heartbeat", ("train.steps=20000",)),
         "full": ("heartbeat", ()),
     },
-    # quick (`make demo`): two CPU-minutes; 4,500 steps at lr 2e-3 came within 0.05 bit of 8,000 at 1e-3
+    # quick (`make demo`): 83 s of CPU time; 4,500 steps at lr 2e-3 came within 0.05 bit of 8,000 at 1e-3
     # (K = 2.41 against 2.46 +- 0.07 bits on the same 2,000 test examples) for 55% of the training
     "swiss_roll": {
         "quick": ("swiss_roll", ("train.steps=4500", "train.lr=2e-3", "eval.n=2000")),
