@@ -71,18 +71,22 @@ def test_cpu_model_fn_graphed_is_eager() -> None:
 
 
 def test_adamw_and_state_across_devices() -> None:
-    """CPU: plain AdamW; a state saved by a fused optimiser loads with this one's kernel choice."""
-    p = [torch.nn.Parameter(torch.randn(3))]
-    opt = adamw(p, lr=1e-3, weight_decay=0.0)
-    assert not opt.param_groups[0]["fused"]
-    p[0].grad = torch.ones(3)
-    opt.step()
-    state = opt.state_dict()
-    state["param_groups"][0]["fused"] = True  # as written on a GPU
-    fresh = adamw(p, lr=1e-3, weight_decay=0.0)
-    load_optimizer_state(fresh, state)
-    assert not fresh.param_groups[0]["fused"]
-    assert torch.equal(fresh.state[p[0]]["exp_avg"], opt.state[p[0]]["exp_avg"])
+    """CPU: the fused AdamW takes the per-tensor loop's steps; a state saved by another kernel choice
+    (the loop, as older CPU runs wrote it) loads with this one's."""
+    p = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(4, dtype=torch.float64))]
+    loop_p = [torch.nn.Parameter(q.detach().clone()) for q in p]
+    opt, loop = adamw(p, lr=1e-2, weight_decay=0.01), torch.optim.AdamW(loop_p, lr=1e-2, weight_decay=0.01)
+    assert opt.param_groups[0]["fused"] and not loop.param_groups[0]["fused"]
+    for k in range(3):
+        for q in (p, loop_p):
+            q[0].grad, q[1].grad = torch.full((3,), 1.0 + k), torch.linspace(-1, 1, 4, dtype=torch.float64)
+        opt.step(), loop.step()
+    for a, b in zip(p, loop_p, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    fresh = adamw(p, lr=1e-2, weight_decay=0.01)
+    load_optimizer_state(fresh, loop.state_dict())
+    assert fresh.param_groups[0]["fused"]
+    assert torch.equal(fresh.state[p[0]]["exp_avg"], loop.state[loop_p[0]]["exp_avg"])
     fresh.step()  # runs on the CPU
 
 

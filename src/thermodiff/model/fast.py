@@ -96,11 +96,10 @@ class FastPath:
 
 
 def adamw(params: list[Tensor], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; the fused CUDA kernel when every parameter lives on a GPU (plain AdamW on CPU)."""
-    fused = bool(params) and all(p.is_cuda for p in params)
-    if fused:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    """AdamW; the fused kernel when every parameter lives on one kind of device, a GPU or the CPU (on a
+    CPU it halves the optimiser's time per step beside the per-tensor loop: many small tensors)."""
+    fused = bool(params) and len(kinds := {p.device.type for p in params}) == 1 and kinds <= {"cpu", "cuda"}
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
