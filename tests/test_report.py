@@ -289,3 +289,20 @@ def test_the_report_package_leaves_the_librarys_report_function_alone() -> None:
     import thermodiff.reporting  # noqa: F401
 
     assert callable(td.report) and td.report.__module__ == "thermodiff.evaluation.heldout"
+
+
+def test_a_failed_experiment_is_reported_and_the_others_go_on(
+    tiny_experiments, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Of several experiments, one that fails (here: a config value out of range; a data set that is
+    not there fails the same way) is named in the report with the reason, the next one still runs, and
+    the command exits 2 naming it."""
+    monkeypatch.setitem(EXPERIMENTS, "swiss_roll", {"quick": ("swiss_roll", ("data.n_train=0",))})
+    assert reproduce(tmp_path / "rp") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "thermodiff: swiss_roll: data.n_train = 0 must lie in [1, 1e8]"
+    assert err[-1] == "thermodiff: 1 of 2 experiments failed: swiss_roll"
+    md = (tmp_path / "rp" / "report.md").read_text()
+    status = {r["Experiment"]: r["Status"] for r in md_rows(md, "Experiments")}
+    assert status["heartbeat"] == "done"
+    assert status["swiss_roll"] == "failed (data.n_train = 0 must lie in [1, 1e8])"

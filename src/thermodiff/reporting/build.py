@@ -14,10 +14,13 @@ from thermodiff.reporting.tables import tables
 TITLE = "thermodiff: a reproduction of Sohl-Dickstein et al. 2015"
 
 
-def build_report(out: Path, names: list[str], budget: str, known: list[str] | None = None) -> dict[str, str]:
-    """{file name: text} for DIR/report.md and DIR/report.html, from the runs as they stand now."""
+def build_report(
+    out: Path, names: list[str], budget: str, known: list[str] | None = None, failed: dict | None = None
+) -> dict[str, str]:
+    """{file name: text} for DIR/report.md and DIR/report.html, from the runs as they stand now;
+    failed: {name: why} for the experiments reproduce could not finish."""
     out = Path(out)
-    entries = collect(out, names, budget, known)
+    entries = collect(out, names, budget, known, failed)
     done = [x for x in entries if x.status == "done"]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     intro = [

@@ -1,5 +1,6 @@
 """Each experiment's run directory read as it stands: finished (eval.json at the configured step), still
-training (interrupted, or running), or not started; nothing is computed here, only read."""
+training (interrupted, or running), not started, or failed (with the reason reproduce gave); nothing is
+computed here, only read."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class Entry:
     name: str
     budget: str
     run_dir: Path
-    status: str  # "done", "training", "not started"
+    status: str  # "done", "training", "not started", "failed"
     detail: str = ""
     evaluation: dict | None = None
     config: dict | None = None
@@ -65,9 +66,21 @@ def entry(name: str, budget: str, run_dir: Path) -> Entry:
     return Entry(name, budget, run_dir, "training", detail, None, config)
 
 
-def collect(out: Path, names: list[str], budget: str, known: list[str] | None = None) -> list[Entry]:
+def collect(
+    out: Path, names: list[str], budget: str, known: list[str] | None = None, failed: dict | None = None
+) -> list[Entry]:
     """The entries of a reproduction into `out`: one experiment's run is `out` itself, several are
-    out/NAME; experiments of `known` already in out/NAME join the report too (an earlier invocation's)."""
+    out/NAME; experiments of `known` already in out/NAME join the report too (an earlier invocation's).
+    failed: {name: why} for experiments this reproduction could not finish (shown unless done)."""
+    entries = found(out, names, budget, known)
+    for x in entries:
+        if x.name in (failed or {}) and x.status != "done":
+            x.status, x.detail = "failed", failed[x.name]
+    return entries
+
+
+def found(out: Path, names: list[str], budget: str, known: list[str] | None) -> list[Entry]:
+    """The entries as the run directories hold them."""
     out = Path(out)
     if len(names) == 1:  # as reproduce places it
         return [entry(names[0], budget, out)]
