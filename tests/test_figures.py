@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import requires_data
+from conftest import TINY_IMAGE_NET, requires_data
 from PIL import Image
 
 from thermodiff.config import load_toml
@@ -171,20 +171,7 @@ def test_heartbeat_figures_count_the_valid_samples(tmp_path: Path) -> None:
     assert height > 300 and width > 400  # a row per sequence, cells a few pixels wide: readable
 
 
-IMAGE_SETS = [
-    "data.image_size=8",
-    "data.n_train=64",
-    "data.n_test=16",
-    "diffusion.T=12",
-    "model.conv_channels=4",
-    "model.conv_layers=1",
-    "model.pixel_hidden=4",
-    "model.n_scales=2",
-    "train.steps=2",
-    "train.batch=8",
-    "train.warmup=1",
-    "train.log_every=1",
-]
+IMAGE_SETS = [*TINY_IMAGE_NET, "train.steps=2", "train.warmup=1", "train.log_every=1"]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_IMAGE_NET
 from PIL import Image
 
 from thermodiff import cli
@@ -245,16 +246,8 @@ def test_image_loaders_reject_missing_files_and_wrong_shapes(tmp_path: Path) -> 
 
 
 TINY_IMAGE = [
-    "data.image_size=8",
-    "data.n_train=64",
-    "data.n_test=16",
-    "diffusion.T=12",
-    "model.conv_channels=4",
-    "model.conv_layers=1",
-    "model.pixel_hidden=4",
-    "model.n_scales=2",
+    *TINY_IMAGE_NET,
     "train.steps=4",
-    "train.batch=8",
     "train.log_every=2",
     "train.ckpt_every=4",
     "train.sample_every=2",
