@@ -42,10 +42,6 @@ def cmd_sample(args) -> int:
 
         if not args.classifier:
             raise ThermodiffError("--guide needs --classifier RUN (a run with train.task = classifier)")
-        if args.sampler == "ddim" and args.eta == 0:
-            raise ThermodiffError(
-                "--guide with --sampler ddim needs --eta > 0: r(x) cannot tilt a point step"
-            )
         mults += guidance(args.classifier, args.guide, args.scale, model, run.scaling, device)
     elif args.classifier or args.scale != 1.0:
         raise ThermodiffError("--classifier and --scale go with --guide CLASS")

@@ -142,9 +142,9 @@ def _check_chain(kernel: Kernel, model_fn: ModelFn) -> None:
         )
 
 
-def data_box(model: DiffusionModel, units: Units, kernel: Kernel | None = None) -> list[Multiplier]:
+def data_box(model: DiffusionModel, units: Units) -> list[Multiplier]:
     """[DataBox] keeping predicted 8-bit images in 0..255 (model space, units.box); [] for other data.
-    `kernel`: the chain sampled, when not the model's full one (a respaced chain's, or DDIM's view)."""
+    A respaced or DDIM chain rebinds it to its own steps (Chain.adapt)."""
     if not isinstance(units, Units):
         raise ThermodiffError(
             f"units must be a run's Units (load_run(...).units), not {type(units).__name__}"
@@ -152,9 +152,8 @@ def data_box(model: DiffusionModel, units: Units, kernel: Kernel | None = None) 
     box = units.box()
     if box is None:
         return []
-    if not isinstance(model.kernel(), GaussianKernel):
-        return []
-    return [DataBox(model.kernel() if kernel is None else kernel, *box)]
+    kernel = model.kernel()
+    return [DataBox(kernel, *box)] if isinstance(kernel, GaussianKernel) else []
 
 
 @torch.no_grad()

@@ -43,9 +43,16 @@ class Chain:
     def adapt(self, multipliers: Sequence[Multiplier]) -> list[Multiplier]:
         """The multipliers rebound to this chain: a DataBox reads x_0 through its steps (DDIM's step
         when DDIM), a forward-schedule Mask follows its kernel, a guiding classifier sees the original
-        steps; the rest tilt any step as they are."""
+        steps; the rest tilt any step as they are, except DDIM's with eta = 0, a point that no r(x)
+        can tilt (a DataBox or Mask only reads or sets x_0)."""
         out = []
+        point = isinstance(self.transform, DDIMStep) and self.transform.eta == 0
         for r in multipliers:
+            if point and not isinstance(r, (DataBox, Mask)):
+                raise ThermodiffError(
+                    f"{type(r).__name__} with --sampler ddim needs --eta > 0: r(x) cannot tilt a "
+                    "deterministic step"
+                )
             if isinstance(r, DataBox):
                 r = DataBox(self.kernel if self.transform is None else self.transform, r.lo, r.hi)
             elif isinstance(r, Mask) and r.kernel is not None:

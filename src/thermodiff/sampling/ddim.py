@@ -32,20 +32,18 @@ class DDIMStep:
             raise ThermodiffError(f"--eta must lie in [0, 1], got {eta}")
         self.kernel, self.eta = kernel, float(eta)
 
-    def to(self, device: torch.device | str) -> DDIMStep:
-        """The step with its kernel's tables on `device`."""
-        kernel = self.kernel.to(device)
-        return self if kernel is self.kernel else DDIMStep(kernel, self.eta)
-
     def variance(self, t: Tensor, like: Tensor) -> Tensor:
         """sigma_t^2 = eta^2 beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (DDIM eq. 16)."""
         return self.eta**2 * torch.exp(self.kernel.posterior_logvar(t, like))
 
-    def posterior_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior_coefficients(
+        self, t: Tensor, like: Tensor, variance: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """(c0', ct'): the step's mean is c0' x_0 + ct' x_t (DDIM eq. 12 with eps = (x_t - sqrt(ab_t) x_0)
-        / sqrt(1 - ab_t))."""
+        / sqrt(1 - ab_t)); `variance`: sigma_t^2 when the caller has it."""
         k = self.kernel
-        rest = (at(k.one_minus_alpha_bar, t - 1, like) - self.variance(t, like)).clamp(min=0)
+        variance = self.variance(t, like) if variance is None else variance
+        rest = (at(k.one_minus_alpha_bar, t - 1, like) - variance).clamp(min=0)
         ct = rest.sqrt() / at(k.one_minus_alpha_bar, t, like).sqrt()
         return at(k.sqrt_alpha_bar, t - 1, like) - ct * at(k.sqrt_alpha_bar, t, like), ct
 
@@ -56,9 +54,10 @@ class DDIMStep:
 
     def __call__(self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
         self.kernel = self.kernel.to(x_t.device)
-        c0, ct = self.posterior_coefficients(t, x_t)
+        variance = self.variance(t, x_t)
+        c0, ct = self.posterior_coefficients(t, x_t, variance)
         mean = c0 * self.x0(p, x_t, t) + ct * x_t
-        return GaussianStep(mean, torch.log(self.variance(t, x_t)).expand_as(mean))
+        return GaussianStep(mean, torch.log(variance).expand_as(mean))
 
 
 @torch.no_grad()

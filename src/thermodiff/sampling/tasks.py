@@ -48,8 +48,6 @@ def denoise(
     y = check_tensor("y", y)
     check_number("noise_std", noise_std, "(0, inf)")
     check_number("eta", eta, "[0, 1]")
-    if sampler == "ddim" and eta == 0:
-        raise ThermodiffError("denoising with DDIM needs --eta > 0: r(x) cannot tilt a deterministic step")
     c, shape = chain_of(model, steps, sampler, eta), tuple(y.shape[1:])
     mults = c.adapt([*first, GaussianObservation(y, noise_std, shape=shape)])
     n = y.shape[0]
