@@ -61,7 +61,7 @@ def evaluate_bound(
             terms.edge = discrete_edge(kernel, xb.double(), noise, grid[0], lo, hi)
         return terms
 
-    calls = (kernel.T + 1 - kernel.t_first) if exact else draws  # network calls per batch
+    calls = draws * (kernel.T + 1 - kernel.t_first) if exact else draws  # network calls per batch
     fn, ticks = progress.counted(fn, -(-x.shape[0] // batch) * calls, f"evaluate {x.shape[0]}")
     parts, per_t = [], None
     for xb in x.split(batch):

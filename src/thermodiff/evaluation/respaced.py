@@ -18,7 +18,7 @@ def respaced_section(
     full: BoundTerms,
     steps: Spacing,
     per: float,
-    true_log_prob: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    truth_bits: torch.Tensor | None = None,
     exact: bool = True,
     batch: int = 2000,
     device: str = "cpu",
@@ -28,7 +28,8 @@ def respaced_section(
     """The `respaced` block of the evaluation JSON: K of the chain keeping `steps` on the examples x that
     gave the full chain's terms `full`, with the paired difference to it (same examples: its standard error
     is that of the per-example differences). grid: (steps, the chain's terms) -> the 8-bit figures
-    (nll_bits_per_dim on the grid, the dequantized bound), as the full chain's are computed."""
+    (nll_bits_per_dim on the grid, the dequantized bound), as the full chain's are computed. truth_bits:
+    the data's true log-density of x in bits per example, where known (the gap to it is reported)."""
     respacing = Respacing.of(model.schedule.T, steps)
     terms, per_t = evaluate_bound(model, x, exact, batch, device=device, draws=draws, steps=steps)
     K, K_se = mean_and_stderr(to_bits(terms.K) / per)
@@ -51,7 +52,7 @@ def respaced_section(
         out["kl_bits_by_step"] = [round(v, 6) for v in (to_bits(per_t) / per).tolist()]
     if grid is not None:
         out.update(grid(steps, terms))
-    if true_log_prob is not None:
-        gap, gap_se = mean_and_stderr(to_bits(true_log_prob(x)) - to_bits(terms.K).cpu())
+    if truth_bits is not None:
+        gap, gap_se = mean_and_stderr(truth_bits - to_bits(terms.K).cpu())
         out.update(gap_to_truth_bits=gap, gap_stderr_bits=gap_se)
     return out

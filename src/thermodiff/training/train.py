@@ -26,7 +26,6 @@ from thermodiff.run.load import p_bar_of
 from thermodiff.run.lock import remove_temporaries
 from thermodiff.training import distributed as dist
 from thermodiff.training.classifier import classifier_data, forward_setup
-from thermodiff.training.figures import end_of_training
 from thermodiff.training.loop import Examples, fit
 from thermodiff.training.objectives import ClassifierData, CrossEntropy, NegativeBound
 from thermodiff.training.resume import config_for_run
@@ -72,6 +71,8 @@ def _train(cfg, run_dir, device, resume, on_log, progress, dataset, net) -> Path
     objective = NegativeBound(model, cfg, ds)
     fit(objective, examples, cfg.train, run_dir, cfg.to_dict(), device, resume, on_log, progress, grids)
     if dist.is_main():
+        from thermodiff.training.figures import end_of_training  # matplotlib: loaded by rank 0, at the end
+
         end_of_training(run_dir, device)  # RUN/plots/, as `thermodiff plot`; a failure is never raised
         write_card(run_dir, cfg, cfg.train.steps)
     return run_dir
