@@ -32,7 +32,7 @@ ALLOWED = {
     "sampling": {"config", "data", "diffusion", "nets", "model", "run", "plots"},
     "plots": {"config", "data", "run"},
     "evaluation": {"config", "data", "diffusion", "nets", "model", "run", "training", "sampling", "plots"},
-    "reporting": set(),  # reads run directories as files: no torch
+    "reporting": {"run"},  # reads run directories as files (run.jsonl): no torch
     "cli": {
         "config",
         "data",

@@ -11,7 +11,7 @@ from thermodiff.errors import ThermodiffError
 
 
 def cmd_plot(args) -> int:
-    from thermodiff.run.card import read_jsonl  # torch-free start-up: imported when the command runs
+    from thermodiff.run.jsonl import read_jsonl  # torch-free start-up: imported when the command runs
     from thermodiff.training.figures import run_plots
 
     run = load_weights(args)

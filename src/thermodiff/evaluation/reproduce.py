@@ -15,8 +15,9 @@ from thermodiff.evaluation.experiments import EXPERIMENTS
 from thermodiff.evaluation.figures import run_figures
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.records import eval_name, planned_paths, record
-from thermodiff.run.card import read_jsonl, write_card
+from thermodiff.run.card import write_card
 from thermodiff.run.checkpoint import atomic_write_text, check_writable, has_checkpoint, latest_checkpoint
+from thermodiff.run.jsonl import read_jsonl
 from thermodiff.run.load import load_run
 from thermodiff.training.resume import config_for_run
 from thermodiff.training.train import recorded, train

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from thermodiff.plots.canvas import plt, save_figure
-from thermodiff.run.card import read_jsonl
+from thermodiff.run.jsonl import read_jsonl
 
 
 def training_curve(

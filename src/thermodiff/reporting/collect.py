@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from thermodiff.run.jsonl import read_jsonl
+
 
 @dataclass
 class Entry:
@@ -34,17 +36,10 @@ def read_json(path: Path) -> dict | list | None:
 def last_step(run_dir: Path) -> int | None:
     """The last training step metrics.jsonl logged (a torn last line skipped)."""
     try:
-        lines = (Path(run_dir) / "metrics.jsonl").read_text(errors="replace").splitlines()
+        records = read_jsonl(Path(run_dir) / "metrics.jsonl")
     except OSError:
         return None
-    for line in reversed(lines):
-        try:
-            step = json.loads(line).get("step")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(step, int):
-            return step
-    return None
+    return next((r["step"] for r in reversed(records) if isinstance(r.get("step"), int)), None)
 
 
 def entry(name: str, budget: str, run_dir: Path) -> Entry:

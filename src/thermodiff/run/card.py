@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from thermodiff.config import Config
 from thermodiff.run.checkpoint import atomic_write_text
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The JSON records of a .jsonl file (metrics.jsonl), a torn line skipped."""
-    out = []
-    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # a torn line, or one nested too deeply
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+from thermodiff.run.jsonl import read_jsonl
 
 
 def write_card(run_dir: Path, cfg: Config, step: int, evaluation: dict | None = None) -> Path:
