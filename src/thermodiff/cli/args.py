@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from thermodiff.errors import ThermodiffError
 
 
 def device_of(name: str) -> str:
+    """--device: auto (CUDA when there is one), else checked as the library checks a device."""
     import torch
+
+    from thermodiff.model.args import check_device
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
-        raise ThermodiffError(f"--device must be auto, cpu, cuda or cuda:N, not {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ThermodiffError("--device cuda asked for, but no CUDA device is available")
-    return name
+    return check_device(name)
 
 
 WEIGHTS_HELP = (
