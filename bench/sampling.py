@@ -73,13 +73,15 @@ def with_variance(model, variance: str):
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
-    """2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo), all pairs, in model space."""
+    """2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo) in model space, unbiased: X' is another
+    example than X (a sample's n zero self-distances would add about (E|X - X'| + E|Y - Y'|) / n)."""
 
-    def mean_dist(a: torch.Tensor, b: torch.Tensor) -> float:
+    def mean_dist(a: torch.Tensor, b: torch.Tensor, pairs: int) -> float:
         total = sum(float(torch.cdist(a[i : i + chunk], b).sum()) for i in range(0, a.shape[0], chunk))
-        return total / (a.shape[0] * b.shape[0])
+        return total / pairs
 
-    return 2 * mean_dist(x, y) - mean_dist(x, x) - mean_dist(y, y)
+    n, m = x.shape[0], y.shape[0]
+    return 2 * mean_dist(x, y, n * m) - mean_dist(x, x, n * (n - 1)) - mean_dist(y, y, m * (m - 1))
 
 
 def measure(run, ds, steps: int, sampler: str, n: int, device: str, held: torch.Tensor) -> dict:
