@@ -15,7 +15,7 @@ def device_of(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return check_device(name)
+    return check_device(name, "--device must be auto,")
 
 
 WEIGHTS_HELP = (

@@ -10,11 +10,12 @@ import torch
 from thermodiff.errors import NonFiniteError, ThermodiffError
 
 
-def check_device(device: str | torch.device) -> str:
-    """'cpu', 'cuda' or 'cuda:N' that this machine has (a torch.device is taken as its name)."""
+def check_device(device: str | torch.device, what: str = "device must be") -> str:
+    """'cpu', 'cuda' or 'cuda:N' that this machine has (a torch.device is taken as its name); `what`
+    opens the message (the CLI's: "--device must be auto,")."""
     name = str(device)
     if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
-        raise ThermodiffError(f"device must be cpu, cuda or cuda:N, not {name!r}")
+        raise ThermodiffError(f"{what} cpu, cuda or cuda:N, not {name!r}")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ThermodiffError(f"device {name!r} asked for, but no CUDA device is available")
