@@ -138,6 +138,24 @@ def test_a_network_adds_its_activations(tmp_path: Path, monkeypatch) -> None:
         td.sample(kernel, model.model_fn(kernel), (2,), 1000)
 
 
+def test_a_model_fn_is_probed_once_per_shape() -> None:
+    """The probe (batches of 1 and 2) runs once per model_fn and shape, not at every sample() call (sample
+    --n's chunks, Parzen batches, repeated grids): activation sizes do not change with the weights."""
+    from thermodiff.diffusion.steps import GaussianStep
+
+    calls = []
+
+    def fn(x, t):
+        calls.append(x.shape[0])
+        return GaussianStep(x, torch.zeros_like(x))
+
+    memory.check_sampling_fits(fn, 10, (3,), 5)
+    memory.check_sampling_fits(fn, 10, (3,), 500)
+    assert calls == [1, 2]
+    memory.check_sampling_fits(fn, 10, (4,), 5)
+    assert calls == [1, 2, 1, 2]
+
+
 def test_allocation_failures_are_named_and_other_errors_are_not(
     tmp_path: Path, run_copy, monkeypatch, capsys
 ):

@@ -10,6 +10,7 @@ allocation itself fails.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -154,18 +155,35 @@ def check_sampling_fits(
     extra batch sizes; a failed CUDA allocation is named at the CLI instead."""
     per = CHAIN_STATES * 8 * math.prod(shape)
     if torch.device(device).type == "cpu":
+        per += _probed(model_fn, T, tuple(shape), device)
+    check_fits(n * per, f"sampling {n} examples of shape {tuple(shape)}", device)
+
+
+# model_fn -> {(T, shape, device): bytes per example}: a network's activation sizes do not change with
+# its weights, so each sampler's model_fn is probed once per shape (sample --n's chunks, Parzen batches)
+_PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probed(model_fn: Callable[[Tensor, Tensor], object], T: int, shape: tuple[int, ...], device) -> int:
+    """bytes_per_example of model_fn on `shape`, remembered per model_fn; ShapeError where it cannot."""
+    key = (T, shape, str(device))
+    try:
+        known = _PROBES.setdefault(model_fn, {})
+    except TypeError:  # not weakly referenceable: probed at every call
+        known = {}
+    if key not in known:
 
         def run(b: int) -> object:
             x = torch.zeros((b, *shape), dtype=torch.float64, device=device)
             return model_fn(x, torch.full((b,), T, dtype=torch.long, device=device))
 
         try:
-            per += bytes_per_example(run)
+            known[key] = bytes_per_example(run)
         except (RuntimeError, ValueError, IndexError) as e:  # e.g. mat1 and mat2 shapes cannot be multiplied
             raise ShapeError(
                 f"the model cannot take samples of shape {tuple(shape)} ({first_line(e)})"
             ) from None
-    check_fits(n * per, f"sampling {n} examples of shape {tuple(shape)}", device)
+    return known[key]
 
 
 def check_training_fits(cfg, shape: tuple[int, ...], out_channels: int, device: str) -> None:
