@@ -89,7 +89,7 @@ def measure(run, ds, steps: int, sampler: str, n: int, device: str, held: torch.
     chain = chain_of(model, None if steps == model.schedule.T else steps, sampler.split("_")[0])
     gen = torch.Generator(device).manual_seed(0)
     t0 = time.process_time()
-    x = sample(chain.kernel, chain.model_fn, ds.spec.shape, n, gen, device, transform=chain.transform)
+    x = sample(chain.kernel, chain.model_fn, ds.spec.shape, n, gen, device, rule=chain.rule)
     seconds = time.process_time() - t0
     x = x.cpu()
     logp = to_bits(ds.true_log_prob(x))

@@ -70,9 +70,9 @@ def main() -> None:
         kernel = Respacing.of(1000, steps).kernel(full)
         for variance in VARIANCES:
             fn = oracle_fn(kernel, args.sigma, shift, scale, variance)
-            transform = DDIMStep(kernel, 0.0) if variance == "ddim" else None
+            rule = DDIMStep(kernel, 0.0) if variance == "ddim" else None
             t0 = time.process_time()
-            x = sample(kernel, fn, (2,), args.samples, torch.Generator().manual_seed(0), transform=transform)
+            x = sample(kernel, fn, (2,), args.samples, torch.Generator().manual_seed(0), rule=rule)
             logp = to_bits(ds.true_log_prob(x))
             lp, se = mean_and_stderr(logp)
             rows.append(

@@ -187,7 +187,15 @@ def test_the_math_imports_torch_and_itself_only() -> None:
             mods += [a.name for a in node.names] if isinstance(node, ast.Import) else []
             for m in mods:
                 root = m.split(".")[0]
-                if root not in ("__future__", "math", "dataclasses", "typing", "collections", "torch"):
+                if root not in (
+                    "__future__",
+                    "math",
+                    "dataclasses",
+                    "functools",
+                    "typing",
+                    "collections",
+                    "torch",
+                ):
                     if not m.startswith(("thermodiff.diffusion", "thermodiff.errors")):
                         bad.append(f"{name} imports {m}")
     assert bad == []

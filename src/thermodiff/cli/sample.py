@@ -48,7 +48,7 @@ def cmd_sample(args) -> int:
     mults = chain.adapt(mults)
     parts = []  # in chunks, so that memory stays bounded however large --n is
     for n in chunks(args.n, spec.shape):
-        x = sample(chain.kernel, chain.model_fn, spec.shape, n, gen, device, mults, None, chain.transform)
+        x = sample(chain.kernel, chain.model_fn, spec.shape, n, gen, device, mults, None, chain.rule)
         parts.append(x.cpu())
     x = units.to_data(torch.cat(parts))
     if out.suffix == ".npy":

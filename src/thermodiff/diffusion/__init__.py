@@ -6,7 +6,14 @@ from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import KERNELS, Kernel
 from thermodiff.diffusion.reverse import BernoulliReverse, EpsReverse, PaperReverse, Reverse, make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
-from thermodiff.diffusion.steps import BernoulliProb, BernoulliStep, FullGaussianStep, GaussianStep, Step
+from thermodiff.diffusion.steps import (
+    BernoulliProb,
+    BernoulliStep,
+    FullGaussianStep,
+    GaussianStep,
+    PointStep,
+    Step,
+)
 
 __all__ = [
     "KERNELS",
@@ -19,6 +26,7 @@ __all__ = [
     "FullGaussianStep",
     "GaussianKernel",
     "GaussianStep",
+    "PointStep",
     "Kernel",
     "PaperReverse",
     "Reverse",

@@ -7,6 +7,8 @@ sums them. Reverse steps are GaussianStep or FullGaussianStep (steps.py).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -17,7 +19,7 @@ from thermodiff.diffusion.distributions import (
     normal_kl_full,
     normal_log_prob,
 )
-from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, at
+from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, PointStep, at
 
 
 class GaussianKernel:
@@ -34,6 +36,29 @@ class GaussianKernel:
         # 1 - alpha_bar via expm1: exact at t = 1 even when beta_1 ~ 1e-6.
         self.one_minus_alpha_bar = -torch.expm1(self.log_alpha_bar)
         self.sqrt_alpha_bar = torch.exp(0.5 * self.log_alpha_bar)
+
+    @functools.cached_property
+    def log_betas(self) -> Tensor:
+        """(T + 1,) log beta_t: the "large" reverse variance (DDPM §3.2); -inf at t = 0."""
+        return torch.log(self.betas)
+
+    @functools.cached_property
+    def posterior_log_variance(self) -> Tensor:
+        """(T + 1,) log beta~_t = log beta_t + log(1 - alpha_bar_{t-1}) - log(1 - alpha_bar_t) (DDPM eq. 7);
+        -inf at t = 1, NaN at t = 0 (no step ends there)."""
+        log_omab = torch.log(self.one_minus_alpha_bar)
+        return self.log_betas + torch.roll(log_omab, 1) - log_omab
+
+    @functools.cached_property
+    def eps_coefficients(self) -> tuple[Tensor, Tensor]:
+        """(T + 1,) tables (beta_t / sqrt(1 - alpha_bar_t), sqrt(1 - beta_t)): the mean of DDPM eq. 11 is
+        (x_t - first * eps) / second."""
+        return self.betas / self.one_minus_alpha_bar.sqrt(), torch.sqrt(1 - self.betas)
+
+    def eps_mean(self, eps: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(1 - beta_t) (DDPM eq. 11)."""
+        scale, sqrt_alpha = self.eps_coefficients
+        return (x_t - at(scale, t, x_t) * eps) / at(sqrt_alpha, t, x_t)
 
     @classmethod
     def build(cls, betas: Tensor, p_bar: float = 0.5, learned_first_step: bool = False) -> GaussianKernel:
@@ -79,12 +104,7 @@ class GaussianKernel:
 
     def posterior_logvar(self, t: Tensor, like: Tensor) -> Tensor:
         """log of the posterior variance beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)."""
-        b = at(self.betas, t, like)
-        return (
-            torch.log(b)
-            + torch.log(at(self.one_minus_alpha_bar, t - 1, like))
-            - torch.log(at(self.one_minus_alpha_bar, t, like))
-        )
+        return at(self.posterior_log_variance, t, like)
 
     def kl(self, q: GaussianStep, p: GaussianStep | FullGaussianStep) -> Tensor:
         """KL(q || p): elementwise for a diagonal p; per example (B, 1) for a full one (P eq. 14)."""
@@ -99,10 +119,13 @@ class GaussianKernel:
         return GaussianStep(mean, torch.log(beta).expand_as(mean))
 
     def sample_from(
-        self, p: GaussianStep | FullGaussianStep, generator: torch.Generator | None = None
+        self, p: GaussianStep | FullGaussianStep | PointStep, generator: torch.Generator | None = None
     ) -> Tensor:
-        """x_{t-1} ~ p: mean + sigma * noise, or mean + L noise for a full covariance (P Table App.1)."""
+        """x_{t-1} ~ p: mean + sigma * noise, or mean + L noise for a full covariance (P Table App.1);
+        a PointStep's mean, with no noise drawn."""
         mean = p.mean
+        if isinstance(p, PointStep):
+            return mean
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         if isinstance(p, FullGaussianStep):
             return mean + (p.scale_tril @ noise.unsqueeze(-1)).squeeze(-1)

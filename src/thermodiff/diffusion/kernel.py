@@ -58,7 +58,7 @@ class Kernel(Protocol):
         """The time-reversal of step t under pi, exact when q(x) = pi (P App. B.2)."""
 
     def sample_from(self, p: Step, generator: torch.Generator | None = None) -> Tensor:
-        """x_{t-1} ~ p, p one of step_types."""
+        """x_{t-1} ~ p, p one of step_types (a Gaussian kernel also takes a deterministic PointStep)."""
 
     def prior_sample(
         self,

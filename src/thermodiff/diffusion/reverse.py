@@ -64,6 +64,11 @@ class EpsReverse(Reverse):
             raise ValueError("diffusion.variance = 'full' needs vector data (one dimension)")
         return 2 * shape[0] + shape[0] * (shape[0] - 1) // 2
 
+    def eps(self, raw: Tensor, x_t: Tensor) -> Tensor:
+        """The predicted noise eps_theta(x_t, t): the raw output's first entries along dim 1, in x_t's
+        dtype (what DDIM's step reads, DDIM eq. 12)."""
+        return raw[:, : x_t.shape[1]].to(x_t.dtype)
+
     def p_params(
         self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor
     ) -> GaussianStep | FullGaussianStep:
@@ -71,32 +76,31 @@ class EpsReverse(Reverse):
         raw = raw.to(x_t.dtype)
         if self.variance == "full":
             return self._full(kernel, raw, x_t, t)
-        eps = raw.chunk(2, dim=1)[0] if self.out_factor == 2 else raw
-        beta = at(kernel.betas, t, x_t)
-        omab = at(kernel.one_minus_alpha_bar, t, x_t)
-        mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
-        small = kernel.posterior_logvar(t, x_t)
-        large = torch.log(beta)
+        eps, v = raw.chunk(2, dim=1) if self.out_factor == 2 else (raw, None)
+        mean = kernel.eps_mean(eps, x_t, t)
         if self.variance == "small":
-            return GaussianStep(mean, small.expand_as(mean))
+            return GaussianStep(mean, kernel.posterior_logvar(t, x_t).expand_as(mean))
         if self.variance == "large":
-            return GaussianStep(mean, large.expand_as(mean))
-        frac = (raw.chunk(2, dim=1)[1] + 1) / 2
-        return GaussianStep(mean, frac * large + (1 - frac) * small)
+            return GaussianStep(mean, at(kernel.log_betas, t, x_t).expand_as(mean))
+        return GaussianStep(mean, learned_range(kernel, v, x_t, t))
 
     def _full(self, kernel: GaussianKernel, raw: Tensor, x_t: Tensor, t: Tensor) -> FullGaussianStep:
         """N(mean, L L^T): Sigma = L L^T, diag(L)^2 learned-range, below it sqrt(beta_t) * raw."""
         d = x_t.shape[1]
         eps, v, off = raw.split([d, d, d * (d - 1) // 2], dim=1)
-        beta = at(kernel.betas, t, x_t)
-        omab = at(kernel.one_minus_alpha_bar, t, x_t)
-        mean = (x_t - beta / omab.sqrt() * eps) / torch.sqrt(1 - beta)
-        frac = (v + 1) / 2
-        logvar = frac * torch.log(beta) + (1 - frac) * kernel.posterior_logvar(t, x_t)
+        mean = kernel.eps_mean(eps, x_t, t)
+        logvar = learned_range(kernel, v, x_t, t)
         rows, cols = torch.tril_indices(d, d, offset=-1, device=x_t.device)
         lower = x_t.new_zeros(x_t.shape[0], d, d)
-        lower[:, rows, cols] = off * beta.sqrt()
+        lower[:, rows, cols] = off * at(kernel.betas, t, x_t).sqrt()
         return FullGaussianStep(mean, torch.diag_embed(torch.exp(0.5 * logvar)) + lower)
+
+
+def learned_range(kernel: GaussianKernel, v: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+    """log variance frac log beta_t + (1 - frac) log beta~_t, frac = (v + 1) / 2 (iDDPM eq. 15)."""
+    small, large = kernel.posterior_logvar(t, x_t), at(kernel.log_betas, t, x_t)
+    frac = (v + 1) / 2
+    return frac * large + (1 - frac) * small
 
 
 class BernoulliReverse(Reverse):

@@ -18,7 +18,7 @@ S = TypeVar("S", bound="Step")
 
 def at(table: Tensor, t: Tensor, like: Tensor) -> Tensor:
     """table[t] reshaped to broadcast against a batch `like` of shape (B, ...)."""
-    return table[t].reshape(-1, *([1] * (like.dim() - 1)))
+    return table.index_select(0, t.reshape(-1)).view(-1, *([1] * (like.dim() - 1)))
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,9 @@ class Step:
         return type(self)(*(fn(getattr(self, f.name)) for f in fields(self)))
 
     def to(self: S, dtype: torch.dtype) -> S:
-        """Each field cast to dtype (as Tensor.to)."""
+        """Each field cast to dtype (as Tensor.to); itself when every field has it already."""
+        if all(getattr(self, f.name).dtype == dtype for f in fields(self)):
+            return self
         return self.map(lambda v: v.to(dtype))
 
 
@@ -40,6 +42,14 @@ class GaussianStep(Step):
 
     mean: Tensor
     logvar: Tensor
+
+
+@dataclass(frozen=True)
+class PointStep(Step):
+    """delta(x_{t-1} - mean): a deterministic step, the Gaussian's limit sigma -> 0 (DDIM eq. 12 with eta =
+    0); a sampler returns its mean and draws nothing."""
+
+    mean: Tensor
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from thermodiff.config import Config
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.kernel import KERNELS, Kernel
 from thermodiff.diffusion.respace import Respacing, Spacing
-from thermodiff.diffusion.reverse import Reverse, make_reverse
+from thermodiff.diffusion.reverse import EpsReverse, Reverse, make_reverse
 from thermodiff.diffusion.schedules import Schedule, make_schedule
 from thermodiff.diffusion.steps import Step
 from thermodiff.model.fast import FastPath
@@ -68,12 +68,16 @@ class DiffusionModel:
         if graphed:
             net = self.fast.compiled(net)
 
+        def raw(x_t: Tensor, t: Tensor) -> Tensor:
+            return self.fast.forward(net, x_t.to(dtype), t if timesteps is None else timesteps[t])
+
         def fn(x_t: Tensor, t: Tensor) -> Step:
-            raw = self.fast.forward(net, x_t.to(dtype), t if timesteps is None else timesteps[t])
-            return self.reverse.p_params(kernel, raw, x_t, t)
+            return self.reverse.p_params(kernel, raw(x_t, t), x_t, t)
 
         out = self.fast.graphed_fn(fn) if graphed else fn
         out.step_type = self.reverse.step_type
+        if isinstance(self.reverse, EpsReverse) and out is fn:  # DDIM reads it (a graph replays only fn)
+            out.eps = lambda x_t, t: self.reverse.eps(raw(x_t, t), x_t)
         return out
 
 

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from thermodiff.data import DataSpec, Scaling
     from thermodiff.model.assemble import DiffusionModel
 
-StepMap = Callable[[Step, Tensor, Tensor], Step]  # (step, x_t, t) -> the step drawn from
+# (kernel, model_fn, x_t, t, t's value) -> the step x_{t-1} is drawn from: a sampler's rule (reverse_step's
+# signature; reverse_step itself is the ancestral rule, ddim.DDIMStep is DDIM's)
+StepRule = Callable[[Kernel, ModelFn, Tensor, Tensor, int], Step]
 
 __all__ = ["Multiplier", "data_box", "p_sample_loop_progressive", "sample", "sample_grid"]
 
@@ -50,15 +52,15 @@ def p_sample_loop_progressive(
     generator: torch.Generator | None = None,
     multipliers: Sequence[Multiplier] = (),
     t_start: int | None = None,
-    transform: StepMap | None = None,
+    rule: StepRule | None = None,
 ) -> Iterator[tuple[int, Tensor]]:
     """Yield (t, x_t) for t = t_start..0: x_{t-1} ~ p(x_{t-1}|x_t) tilted by every multiplier;
     below kernel.t_first (the paper's last step x_0 ~ p(x_0|x_1)) the reverse step is the fixed
-    reversal of the forward step (P App. B.2). `transform` maps each reverse step to the one drawn from
-    before the multipliers tilt it (DDIM's step, ddim.py). A multiplier that does not fit model_fn's
-    step type is refused here, at the call, before any step runs."""
+    reversal of the forward step (P App. B.2). `rule` makes each step before the multipliers tilt it:
+    None is the model's own step (reverse_step), ddim.DDIMStep is DDIM's. A multiplier that does not
+    fit model_fn's step type is refused here, at the call, before any step runs."""
     check_pairing(step_type_of(kernel, model_fn), multipliers)
-    return _chain(kernel, model_fn, x_T, generator, multipliers, t_start, transform)
+    return _chain(kernel, model_fn, x_T, generator, multipliers, t_start, rule)
 
 
 @torch.no_grad()
@@ -69,17 +71,16 @@ def _chain(
     generator: torch.Generator | None,
     multipliers: Sequence[Multiplier],
     t_start: int | None,
-    transform: StepMap | None,
+    rule: StepRule | None,
 ) -> Iterator[tuple[int, Tensor]]:
     x = x_T.to(torch.float64)
     t_start = kernel.T if t_start is None else t_start
     yield t_start, x
     ticks = progress.bar(t_start, f"sample {x.shape[0]}")
+    rule = reverse_step if rule is None else rule
     for step in range(t_start, 0, -1):
         t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
-        p = reverse_step(kernel, model_fn, x, t, step)
-        if transform is not None:
-            p = transform(p, x, t)
+        p = rule(kernel, model_fn, x, t, step)
         for r in multipliers:
             p = r(p, x, t)
         x = kernel.sample_from(p, generator)
@@ -106,11 +107,11 @@ def sample(
     device: str | torch.device = "cpu",
     multipliers: Sequence[Multiplier] = (),
     x_T: Tensor | None = None,
-    transform: StepMap | None = None,
+    rule: StepRule | None = None,
 ) -> Tensor:
     """n samples x_0 from the model (model space, float64), from x_T ~ pi unless x_T is given
     (the paper starts denoising at x_T = y and inpainting at noise with the known pixels set).
-    `kernel` and `model_fn` may be a respaced chain's (DiffusionModel.chain); `transform`: as in
+    `kernel` and `model_fn` may be a respaced chain's (DiffusionModel.chain); `rule`: as in
     p_sample_loop_progressive (e.g. ddim.DDIMStep). Arguments are checked first (ThermodiffError), the
     memory the chain needs is estimated (model/memory.py: ResourceError), and samples that come out NaN
     or infinite raise NonFiniteError instead of being returned."""
@@ -126,7 +127,7 @@ def sample(
     check_sampling_fits(model_fn, kernel.T, shape, n, device)
     if x_T is None:
         x_T = kernel.prior_sample((n, *shape), generator=generator, device=device)
-    states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers, None, transform)
+    states = p_sample_loop_progressive(kernel, model_fn, x_T, generator, multipliers, None, rule)
     return check_finite(f"sampling {n} examples", deque(states, maxlen=1)[0][1])
 
 

@@ -14,7 +14,7 @@ from thermodiff.diffusion.gaussian import GaussianKernel
 from thermodiff.diffusion.kernel import Kernel
 from thermodiff.diffusion.respace import Respacing, Spacing
 from thermodiff.errors import ThermodiffError
-from thermodiff.sampling.ancestral import StepMap
+from thermodiff.sampling.ancestral import StepRule
 from thermodiff.sampling.ddim import DDIMStep
 from thermodiff.sampling.multipliers import ClassifierGuidance, DataBox, Mask
 from thermodiff.sampling.pairing import Multiplier
@@ -27,12 +27,13 @@ SAMPLERS = ("ancestral", "ddim")
 
 @dataclass
 class Chain:
-    """What sample() takes: the kernel and model_fn (maybe respaced), DDIM's step map or None, and the
+    """What sample() takes: the kernel and model_fn (maybe respaced), the step rule (DDIM's, or None for
+    the ancestral step), and the
     original step of each of its steps (for networks called outside model_fn: a guiding classifier)."""
 
     kernel: Kernel
     model_fn: ModelFn
-    transform: StepMap | None
+    rule: StepRule | None
     timesteps: Tensor | None  # (K + 1,) original steps, or None for the full chain
     description: str  # e.g. "ancestral, 50 of 1000 steps"
 
@@ -46,7 +47,7 @@ class Chain:
         steps; the rest tilt any step as they are, except DDIM's with eta = 0, a point that no r(x)
         can tilt (a DataBox or Mask only reads or sets x_0)."""
         out = []
-        point = isinstance(self.transform, DDIMStep) and self.transform.eta == 0
+        point = isinstance(self.rule, DDIMStep) and self.rule.eta == 0
         for r in multipliers:
             if point and not isinstance(r, (DataBox, Mask)):
                 raise ThermodiffError(
@@ -54,7 +55,7 @@ class Chain:
                     "deterministic step"
                 )
             if isinstance(r, DataBox):
-                r = DataBox(self.kernel if self.transform is None else self.transform, r.lo, r.hi)
+                r = DataBox(self.kernel if self.rule is None else self.rule, r.lo, r.hi)
             elif isinstance(r, Mask) and r.kernel is not None:
                 r = copy.copy(r)
                 r.kernel = self.kernel
@@ -81,10 +82,10 @@ def chain_of(
     timesteps = None
     if kernel.T != T:
         timesteps = Respacing.of(T, steps).timesteps(kernel.betas.device)
-    transform = None
+    rule = None
     if sampler == "ddim":
         if not isinstance(kernel, GaussianKernel):
             raise ThermodiffError("--sampler ddim needs a Gaussian kernel (this run is binomial)")
-        transform = DDIMStep(kernel, eta)
+        rule = DDIMStep(kernel, eta)
     what = f"DDIM (eta = {eta:g})" if sampler == "ddim" else "ancestral"
-    return Chain(kernel, fn, transform, timesteps, f"{what}, {kernel.T} of {T} steps")
+    return Chain(kernel, fn, rule, timesteps, f"{what}, {kernel.T} of {T} steps")

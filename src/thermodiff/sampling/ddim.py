@@ -3,9 +3,10 @@ process with the same marginals, at the model's prediction of x_0, with sigma_t^
 posterior variance (DDIM eq. 12, 16): eta = 1 is the ancestral step with the posterior variance, eta = 0 is
 deterministic and, run backwards, an encoder x_0 -> x_T.
 
-The prediction of x_0 (and of the noise eps) is read off the model's Gaussian step through the posterior
-mean c0 x_0 + ct x_t (DDPM eq. 7): for the eps parameterization that is the network's eps exactly (up to
-float64 rounding). Below kernel.t_first the step is the fixed reversal (P App. B.2), whose mean is taken.
+With the eps parameterization the step is DDIM eq. 12 on the network's eps (the model_fn's `eps`). Any
+other Gaussian model's x_0 is read off its step through the posterior mean c0 x_0 + ct x_t (DDPM eq. 7),
+which for the eps parameterization gives the same eps up to float64 rounding. Below kernel.t_first the
+step is the fixed reversal (P App. B.2), read the same way.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from torch import Tensor
 
 from thermodiff.diffusion.bound import ModelFn
 from thermodiff.diffusion.gaussian import GaussianKernel
-from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, at
+from thermodiff.diffusion.steps import FullGaussianStep, GaussianStep, PointStep, at
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.args import check_callable, check_count, check_finite, check_tensor
 from thermodiff.sampling.ancestral import reverse_step
 
 
 class DDIMStep:
-    """(model step, x_t, t) -> N(c0' x0_hat + ct' x_t, sigma_t^2): DDIM's step (DDIM eq. 12), a `transform`
-    of the ancestral sampler. Its posterior_coefficients (c0', ct') let a DataBox read x_0 back."""
+    """DDIM's rule for the sampler (ancestral.StepRule): (kernel, model_fn, x_t, t, step) -> the step
+    N(c0' x0_hat + ct' x_t, sigma_t^2) (DDIM eq. 12), a PointStep when eta = 0 (nothing drawn).
+    Its posterior_coefficients (c0', ct') let a DataBox read x_0 back.
+
+    The step's mean is linear in x_t and the model's eps (or its mean): the coefficients of each t are
+    tabulated once, so a step costs two multiplies and an add beside the network."""
 
     def __init__(self, kernel: GaussianKernel, eta: float = 0.0):
         if not isinstance(kernel, GaussianKernel):
@@ -31,33 +36,94 @@ class DDIMStep:
         if not 0.0 <= float(eta) <= 1.0:
             raise ThermodiffError(f"--eta must lie in [0, 1], got {eta}")
         self.kernel, self.eta = kernel, float(eta)
+        self._tabulate()
+
+    TABLES = ("var", "logvar", "c0", "ct", "keep", "shift", "x_scale", "eps_scale")
+
+    @torch.no_grad()
+    def _tabulate(self) -> None:
+        """(T + 1,) tables over t (row 0 NaN: no step ends at t = 0): sigma_t^2 (DDIM eq. 16); (c0', ct');
+        the mean as keep * mean + shift * x_t from the model's mean, and as x_scale * x_t + eps_scale *
+        eps from its eps (x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t))."""
+        k = self.kernel
+        t = torch.arange(1, k.T + 1, device=k.betas.device)
+        like = k.betas[1:]  # 1-D: at() gathers without reshaping
+        root, root_prev = at(k.sqrt_alpha_bar, t, like), at(k.sqrt_alpha_bar, t - 1, like)  # sqrt(ab)
+        omab, omab_prev = at(k.one_minus_alpha_bar, t, like), at(k.one_minus_alpha_bar, t - 1, like)
+        var = self.eta**2 * torch.exp(k.posterior_logvar(t, like))
+        direction = (omab_prev - var).clamp(min=0).sqrt()  # sqrt(1 - ab_{t-1} - sigma_t^2)
+        ct = direction / omab.sqrt()
+        c0 = root_prev - ct * root
+        post_c0, post_ct = k.posterior_coefficients(t, like)
+        keep = c0 / post_c0
+        tables = {
+            "var": var,
+            "logvar": torch.log(var),
+            "c0": c0,
+            "ct": ct,
+            "keep": keep,
+            "shift": ct - keep * post_ct,
+            "x_scale": root_prev / root,
+            "eps_scale": direction - root_prev * omab.sqrt() / root,
+        }
+        nan = like.new_full((1,), float("nan"))
+        for name in self.TABLES:
+            setattr(self, name, torch.cat([nan, tables[name].detach()]))
+
+    def _on(self, device: torch.device) -> None:
+        """The kernel and tables moved to `device` (once: a no-op while they are there)."""
+        if self.keep.device != device:
+            self.kernel = self.kernel.to(device)
+            for name in self.TABLES:
+                setattr(self, name, getattr(self, name).to(device))
+
+    def to(self, device: torch.device | str) -> DDIMStep:
+        """Itself with its kernel and tables on `device` (as Kernel.to, for a DataBox reading x_0)."""
+        self._on(torch.device(device))
+        return self
 
     def variance(self, t: Tensor, like: Tensor) -> Tensor:
         """sigma_t^2 = eta^2 beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (DDIM eq. 16)."""
-        return self.eta**2 * torch.exp(self.kernel.posterior_logvar(t, like))
+        self._on(like.device)
+        return at(self.var, t, like)
 
-    def posterior_coefficients(
-        self, t: Tensor, like: Tensor, variance: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def posterior_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         """(c0', ct'): the step's mean is c0' x_0 + ct' x_t (DDIM eq. 12 with eps = (x_t - sqrt(ab_t) x_0)
-        / sqrt(1 - ab_t)); `variance`: sigma_t^2 when the caller has it."""
-        k = self.kernel
-        variance = self.variance(t, like) if variance is None else variance
-        rest = (at(k.one_minus_alpha_bar, t - 1, like) - variance).clamp(min=0)
-        ct = rest.sqrt() / at(k.one_minus_alpha_bar, t, like).sqrt()
-        return at(k.sqrt_alpha_bar, t - 1, like) - ct * at(k.sqrt_alpha_bar, t, like), ct
+        / sqrt(1 - ab_t)): c0' = sqrt(ab_{t-1}) - ct' sqrt(ab_t), ct' = sqrt((1 - ab_{t-1} - sigma_t^2)
+        / (1 - ab_t))."""
+        self._on(like.device)
+        return at(self.c0, t, like), at(self.ct, t, like)
 
     def x0(self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor) -> Tensor:
         """The x_0 a step predicts: its mean read through q(x_{t-1} | x_t, x_0)'s mean c0 x_0 + ct x_t."""
-        c0, ct = self.kernel.posterior_coefficients(t, x_t)
+        c0, ct = self.kernel.to(x_t.device).posterior_coefficients(t, x_t)
         return (p.mean - ct * x_t) / c0
 
-    def __call__(self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
-        self.kernel = self.kernel.to(x_t.device)
-        variance = self.variance(t, x_t)
-        c0, ct = self.posterior_coefficients(t, x_t, variance)
-        mean = c0 * self.x0(p, x_t, t) + ct * x_t
-        return GaussianStep(mean, torch.log(variance).expand_as(mean))
+    def __call__(
+        self, kernel: GaussianKernel, model_fn: ModelFn, x_t: Tensor, t: Tensor, step: int
+    ) -> GaussianStep | PointStep:
+        """The step t -> t - 1 (`step`: t's value): from the network's eps when model_fn has one, else
+        from the model's step (reverse_step: below t_first the fixed reversal)."""
+        eps = getattr(model_fn, "eps", None)
+        if eps is None or step < kernel.t_first:
+            return self.from_step(reverse_step(kernel, model_fn, x_t, t, step), x_t, t)
+        self._on(x_t.device)
+        return self._step(
+            torch.addcmul(at(self.x_scale, t, x_t) * x_t, at(self.eps_scale, t, x_t), eps(x_t, t)), t
+        )
+
+    def from_step(
+        self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor
+    ) -> GaussianStep | PointStep:
+        """DDIM's step at the x_0 that the model's step p predicts."""
+        self._on(x_t.device)
+        return self._step(torch.addcmul(at(self.shift, t, x_t) * x_t, at(self.keep, t, x_t), p.mean), t)
+
+    def _step(self, mean: Tensor, t: Tensor) -> GaussianStep | PointStep:
+        """N(mean, sigma_t^2), or the point at mean when eta = 0."""
+        if self.eta == 0:
+            return PointStep(mean)
+        return GaussianStep(mean, at(self.logvar, t, mean).expand_as(mean))
 
 
 @torch.no_grad()
@@ -93,7 +159,7 @@ def ddim_encode(
         slope = at(k.sqrt_alpha_bar, t - 1, x) / at(k.sqrt_alpha_bar, t, x)  # (B, 1, ...)
         scale, last = 1.0 + float(target.abs().max()), None
         for _ in range(iterations):
-            out = ddim(reverse_step(k, model_fn, x, t, step), x, t).mean
+            out = ddim(k, model_fn, x, t, step).mean
             residual = target - out
             if float(residual.abs().max()) <= tol * scale:
                 break

@@ -14,7 +14,7 @@ from thermodiff.diffusion.kernel import Kernel
 from thermodiff.errors import ShapeError, ThermodiffError
 from thermodiff.model.args import as_numbers, check_count, check_finite, check_tensor
 from thermodiff.model.memory import check_sampling_fits
-from thermodiff.sampling.ancestral import Multiplier, StepMap, p_sample_loop_progressive
+from thermodiff.sampling.ancestral import Multiplier, StepRule, p_sample_loop_progressive
 from thermodiff.sampling.ddim import ddim_encode
 from thermodiff.sampling.pairing import check_pairing
 
@@ -30,7 +30,7 @@ def interpolate(
     lambdas: Sequence[float] | Tensor,
     generator: torch.Generator | None = None,
     multipliers: Sequence[Multiplier] = (),
-    transform: StepMap | None = None,
+    rule: StepRule | None = None,
     encoder: str = "forward",
 ) -> Tensor:
     """Encode x_a, x_b to step t with one shared noise, mix (1-l) x_t + l x_t', decode from t (DDPM 4.4).
@@ -40,7 +40,7 @@ def interpolate(
     every lambda's reverse chain then restarts from the same generator state, so only lambda varies.
     t = 0 returns the plain linear mix. Gaussian kernels only: a mix of bits is not a binomial state.
     encoder "ddim": x_a, x_b are encoded by the deterministic DDIM chain instead (DDIM §5.3; no noise),
-    and `transform` (e.g. DDIMStep) is the step map of the decoding chain.
+    and `rule` (e.g. DDIMStep) is the step map of the decoding chain.
     """
     if encoder not in ENCODERS:
         raise ThermodiffError(f"unknown encoder {encoder!r}; expected one of {ENCODERS}")
@@ -74,6 +74,6 @@ def interpolate(
     for v in lam:
         generator.set_state(state)  # the same reverse-chain noise for every lambda
         mixed = (1 - v) * x_t_a + v * x_t_b
-        chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, int(t), transform)
+        chain = p_sample_loop_progressive(kernel, model_fn, mixed, generator, multipliers, int(t), rule)
         out.append(deque(chain, maxlen=1)[0][1])
     return check_finite(f"interpolating through step {t}", torch.cat(out))

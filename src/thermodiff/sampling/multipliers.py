@@ -18,6 +18,7 @@ general (the tilt of every intermediate marginal compounds); both are exact per 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from thermodiff.diffusion.binomial import bernoulli_product
 from thermodiff.diffusion.gaussian import GaussianKernel
-from thermodiff.diffusion.steps import BernoulliStep, GaussianStep
+from thermodiff.diffusion.steps import BernoulliStep, GaussianStep, PointStep
 from thermodiff.errors import ThermodiffError
 from thermodiff.model.args import as_numbers, check_callable, check_number
 
@@ -171,16 +172,18 @@ class Mask:
         self.values, self.mask = _Data("values", values, shape), _Data("mask", mask, shape)
         self.kernel = kernel
 
-    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
-        mean, logvar = step.mean, step.logvar
-        known, values = self.mask.like(mean), self.values.like(mean)
-        if self.kernel is None:
-            known_mean, known_logvar = values.expand_as(mean), torch.full_like(logvar, float("-inf"))
-        else:  # sqrt(alpha_bar_0) = 1 and log(1 - alpha_bar_0) = -inf exactly: the delta at t - 1 = 0
+    def __call__(self, step: GaussianStep | PointStep, x_t: Tensor, t: Tensor) -> GaussianStep | PointStep:
+        """Known coordinates replaced; a PointStep (DDIM, eta = 0) stays one unless q puts noise there."""
+        mean, point, delta = step.mean, isinstance(step, PointStep), torch.full_like(step.mean, float("-inf"))
+        known, values = self.mask.like(mean), self.values.like(mean).expand_as(mean)
+        if self.kernel is None and point:
+            return PointStep(torch.where(known, values, mean))
+        q = GaussianStep(values, delta)
+        if self.kernel is not None:  # sqrt(alpha_bar_0) = 1, log(1 - alpha_bar_0) = -inf: the delta at t = 1
             self.kernel = self.kernel.to(mean.device)  # moved once; then itself
-            q = self.kernel.q_mean_logvar(values.expand_as(mean), t - 1)
-            known_mean, known_logvar = q.mean, q.logvar
-        return GaussianStep(torch.where(known, known_mean, mean), torch.where(known, known_logvar, logvar))
+            q = self.kernel.q_mean_logvar(values, t - 1)
+        logvar = delta if point else step.logvar
+        return GaussianStep(torch.where(known, q.mean, mean), torch.where(known, q.logvar, logvar))
 
     def fill(self, x: Tensor) -> Tensor:
         """x with known coordinates set to their values: the paper's inpainting start state x_T (P 2.5)."""
@@ -198,15 +201,16 @@ class DataBox:
         self.kernel = kernel
         self.lo, self.hi = (torch.as_tensor(v, dtype=torch.float64) for v in (lo, hi))
 
-    def __call__(self, step: GaussianStep, x_t: Tensor, t: Tensor) -> GaussianStep:
-        mean, logvar = step.mean, step.logvar
+    def __call__(self, step: GaussianStep | PointStep, x_t: Tensor, t: Tensor) -> GaussianStep | PointStep:
+        """The step with its mean rebuilt from the clamped x_0; its variance (or its being a point) kept."""
+        mean = step.mean
         if self.lo.device != mean.device:  # once, not at every step
             self.kernel = self.kernel.to(mean.device)
             self.lo, self.hi = self.lo.to(mean.device), self.hi.to(mean.device)
         c0, ct = self.kernel.posterior_coefficients(t, mean)  # c0 > 0; ct = 0 at t = 1
         ct_xt = ct * x_t.to(mean.dtype)
         x0 = ((mean - ct_xt) / c0).clamp(self.lo, self.hi)
-        return GaussianStep(c0 * x0 + ct_xt, logvar)
+        return dataclasses.replace(step, mean=c0 * x0 + ct_xt)
 
 
 class LogDensityGradient:

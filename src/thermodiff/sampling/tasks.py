@@ -51,7 +51,7 @@ def denoise(
     c, shape = chain_of(model, steps, sampler, eta), tuple(y.shape[1:])
     mults = c.adapt([*first, GaussianObservation(y, noise_std, shape=shape)])
     n = y.shape[0]
-    return sample(c.kernel, c.model_fn, shape, n, generator, y.device, mults, y, c.transform)
+    return sample(c.kernel, c.model_fn, shape, n, generator, y.device, mults, y, c.rule)
 
 
 def inpaint(
@@ -90,7 +90,7 @@ def inpaint(
     x_T = kernel.prior_sample((n, *shape), generator=generator, device=values.device)
     x_T = r.fill(x_T) if schedule == "constant" or bits else x_T
     mults = c.adapt([*first, r])
-    return sample(kernel, c.model_fn, shape, n, generator, values.device, mults, x_T, c.transform)
+    return sample(kernel, c.model_fn, shape, n, generator, values.device, mults, x_T, c.rule)
 
 
 def _check_model(model: DiffusionModel) -> None:
@@ -241,7 +241,7 @@ def interpolate_file(
     lambdas = torch.linspace(0, 1, steps, dtype=torch.float64)
     za, zb = (units.to_model(x).to(device) for x in xs)
     encoder = "ddim" if sampler == "ddim" else "forward"
-    mixed = interpolate(c.kernel, c.model_fn, za, zb, i, lambdas, gen, (), c.transform, encoder)
+    mixed = interpolate(c.kernel, c.model_fn, za, zb, i, lambdas, gen, (), c.rule, encoder)
     result = units.to_data(mixed.cpu())
     cols = [("a", xs[0])] + [(f"λ={v:.2f}", r[None]) for v, r in zip(lambdas.tolist(), result, strict=True)]
     how = "DDIM (eta = 0)" if encoder == "ddim" else "q(x_t | x_0), one shared noise"
