@@ -7,7 +7,7 @@ match), and DDIM (eta = 0) on the exact x_0. Each row: the samples' mean true lo
 
     python bench/sampling_oracle.py [--samples 2000] [--steps 1000,250,100,50,25,10]
 
-Writes bench/results/sampling_oracle.json (and is read by bench/sampling.py's table when present).
+Writes bench/results/sampling_oracle.json (a table of its own; bench/sampling.py does not read it).
 """
 
 from __future__ import annotations

@@ -306,3 +306,27 @@ def test_a_failed_experiment_is_reported_and_the_others_go_on(
     status = {r["Experiment"]: r["Status"] for r in md_rows(md, "Experiments")}
     assert status["heartbeat"] == "done"
     assert status["swiss_roll"] == "failed (data.n_train = 0 must lie in [1, 1e8])"
+
+
+def test_reproduce_and_the_report_agree_on_what_is_finished(tmp_path: Path) -> None:
+    """A run evaluated at its last step by `thermodiff evaluate` alone (no figures) is not finished for
+    either: reproduce evaluates it again with its figures, and the report says so instead of 'done'."""
+    from types import SimpleNamespace
+
+    from thermodiff.evaluation.reproduce import finished
+    from thermodiff.reporting.collect import entry
+
+    cfg = SimpleNamespace(train=SimpleNamespace(steps=5))
+    fake_run(tmp_path / "run", [])
+    assert (
+        finished(tmp_path / "run", cfg) is not None and entry("x", "quick", tmp_path / "run").status == "done"
+    )
+    e = json.loads((tmp_path / "run" / "eval.json").read_text())
+    del e["figures"]
+    (tmp_path / "run" / "eval.json").write_text(json.dumps(e))
+    assert finished(tmp_path / "run", cfg) is None
+    found = entry("x", "quick", tmp_path / "run")
+    assert (found.status, found.detail) == (
+        "training",
+        "trained and evaluated to step 5; figures not yet drawn (rerun reproduce)",
+    )

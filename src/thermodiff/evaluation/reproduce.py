@@ -15,6 +15,7 @@ from thermodiff.evaluation.experiments import EXPERIMENTS
 from thermodiff.evaluation.figures import run_figures
 from thermodiff.evaluation.heldout import report
 from thermodiff.evaluation.records import eval_name, planned_paths, record
+from thermodiff.run import status as run_status
 from thermodiff.run.card import write_card
 from thermodiff.run.checkpoint import atomic_write_text, check_writable, has_checkpoint, latest_checkpoint
 from thermodiff.run.jsonl import read_jsonl
@@ -71,9 +72,7 @@ def finished(out: Path, cfg: Config) -> dict | None:
         result = json.loads(path.read_text())
     except ValueError:
         return None  # torn: evaluate again
-    if not isinstance(result, dict) or result.get("step") != cfg.train.steps or "figures" not in result:
-        return None
-    return result
+    return result if run_status.finished(cfg.train.steps, result) else None
 
 
 def note_session(out: Path, resume: bool) -> None:

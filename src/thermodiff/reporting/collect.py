@@ -1,4 +1,4 @@
-"""Each experiment's run directory read as it stands: finished (eval.json at the configured step), still
+"""Each experiment's run directory read as it stands: finished (run/status.py), still
 training (interrupted, or running), not started, or failed (with the reason reproduce gave); nothing is
 computed here, only read."""
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thermodiff.run.jsonl import read_jsonl
+from thermodiff.run.status import finished
 
 
 @dataclass
@@ -52,12 +53,14 @@ def entry(name: str, budget: str, run_dir: Path) -> Entry:
     if config is None:
         return Entry(name, budget, run_dir, "not started")
     steps = config.get("train", {}).get("steps")
-    if evaluation is not None and evaluation.get("step") == steps:
+    if finished(steps, evaluation):
         figures = [f for f in evaluation.get("figures", []) if isinstance(f, dict)]
         budget = evaluation.get("budget", budget)
         return Entry(name, budget, run_dir, "done", "", evaluation, config, figures)
     step = last_step(run_dir)
     detail = f"trained to step {step if step is not None else 0} of {steps}; not yet evaluated"
+    if evaluation is not None and evaluation.get("step") == steps:
+        detail = f"trained and evaluated to step {steps}; figures not yet drawn (rerun reproduce)"
     return Entry(name, budget, run_dir, "training", detail, None, config)
 
 
