@@ -10,6 +10,7 @@ Writes bench/results/sampling_mnist.json and sampling_mnist.png.
 
     THERMODIFF_DATA=/work/shared/data python bench/sampling_mnist.py --unet RUN --classifier RUN
         [--samples 300] [--eval-n 500] [--reference 2000] [--diffusers DIR]
+    python bench/sampling_mnist.py --unet RUN --timing-only --diffusers DIR    # part (c) alone
 
 Train the two runs first (the commands the JSON records, about 8 and 1.5 CPU-minutes on one thread).
 """
@@ -17,9 +18,11 @@ Train the two runs first (the commands the JSON records, about 8 and 1.5 CPU-min
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import torch
 from benchio import write_json
@@ -83,9 +86,8 @@ def quality(run, ds, clf_net, stats, steps: int, n: int, eval_n: int, draws: int
     }
 
 
-def net_eps(model):
-    """(x, diffusers' 0-based t) -> our network's eps at step t + 1 (its first output channels)."""
-    net = model.net
+def net_eps(net: torch.nn.Module):
+    """(x, diffusers' 0-based t) -> the network's eps at our step t + 1 (its first output channels)."""
 
     def eps(x: torch.Tensor, t) -> torch.Tensor:
         steps = torch.full((x.shape[0],), int(t) + 1, dtype=torch.long)
@@ -94,68 +96,119 @@ def net_eps(model):
     return eps
 
 
-@torch.no_grad()
-def per_step_costs(run, shape, batch: int, steps: int, repeats: int) -> dict:
-    """CPU seconds per network pass of our DDIM loop and of diffusers' DDIMScheduler loop on the same
-    network, and of the bare network calls, interleaved, the fastest of `repeats` each (process time)."""
+class NullNet(torch.nn.Module):
+    """A network that costs nothing: one real pass's raw output, returned for every (x, t), so that a
+    loop's time is its own (the sampler's arithmetic and bookkeeping) and not the network's."""
+
+    def __init__(self, raw: torch.Tensor):
+        super().__init__()
+        self.raw = raw
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # model_fn reads the dtype off a parameter
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.raw[: x.shape[0]]
+
+
+def loops(model, net: torch.nn.Module, shape, batch: int, steps: int) -> dict:
+    """Our DDIM loop (sample() with DDIM's rule, eta = 0), diffusers' DDIMScheduler loop and the bare
+    network calls, each on `net`. All three see the same inputs: one x_T, the same 50 steps (ddim50 here
+    is diffusers' leading spacing), and the bare calls replay the states of a diffusers run, since this
+    network's CPU time depends on its input (up to 10% here, subnormal floats among them)."""
     from diffusers import DDIMScheduler
 
-    model = run.model
     betas = model.schedule.betas().detach()[1:].numpy()
     sched = DDIMScheduler(
         num_train_timesteps=len(betas), trained_betas=betas, clip_sample=False, prediction_type="epsilon",
         timestep_spacing="leading", set_alpha_to_one=False,
     )  # fmt: skip
-    eps = net_eps(model)
-    chain = chain_of(model, f"ddim{steps}", "ddim")
+    eps = net_eps(net)
+    chain = chain_of(model, f"ddim{steps}", "ddim", net=net)
+    x_T = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
 
     def ours() -> None:
-        sample(
-            chain.kernel,
-            chain.model_fn,
-            shape,
-            batch,
-            torch.Generator().manual_seed(0),
-            transform=chain.transform,
-        )
+        sample(chain.kernel, chain.model_fn, shape, batch, x_T=x_T.double(), rule=chain.rule)
 
-    def theirs() -> None:
+    def theirs(record: list | None = None) -> None:
         sched.set_timesteps(steps)
-        x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
+        x = x_T
         for t in sched.timesteps:
+            if record is not None:
+                record.append((x, t))
             x = sched.step(eps(x, t), t, x).prev_sample
 
+    states: list = []
+    theirs(states)
+
     def bare() -> None:
-        x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0))
-        for t in range(steps):
+        for x, t in states:
             eps(x, t)
 
     # network passes: ours skips step 1 (the fixed reversal, P App. B.2), diffusers calls it every step
     calls = {"ours": steps - (chain.kernel.t_first - 1), "diffusers": steps, "network_only": steps}
-    best = {"ours": float("inf"), "diffusers": float("inf"), "network_only": float("inf")}
+    return {
+        "loops": {"ours": ours, "diffusers": theirs, "network_only": bare},
+        "calls": calls,
+        "chain": chain,
+    }
+
+
+def timings(found: dict, repeats: int) -> dict:
+    """CPU seconds per network pass of each loop, interleaved `repeats` times (process time): the fastest
+    and the median run of each."""
+    runs: dict[str, list[float]] = {name: [] for name in found["loops"]}
     for _ in range(repeats):
-        for name, fn in (("ours", ours), ("diffusers", theirs), ("network_only", bare)):
+        for name, fn in found["loops"].items():
             t0 = time.process_time()
             fn()
-            best[name] = min(best[name], (time.process_time() - t0) / calls[name])
+            runs[name].append((time.process_time() - t0) / found["calls"][name])
     return {
+        how: {k: pick(v) for k, v in runs.items()} for how, pick in (("fastest", min), ("median", median))
+    }
+
+
+@torch.no_grad()
+def per_step_costs(run, shape, batch: int, steps: int, repeats: int) -> dict:
+    """Per network pass: our DDIM loop and diffusers' DDIMScheduler loop on the run's U-Net (and the bare
+    network), and the two loops' own cost per step with a network that costs nothing (NullNet)."""
+    real = loops(run.model, run.model.net, shape, batch, steps)
+    per_pass = timings(real, repeats)
+    x = torch.zeros((batch, *shape))
+    null = NullNet(run.model.net(x, torch.full((batch,), 500, dtype=torch.long)))
+    own = timings(loops(run.model, null, shape, batch, steps), 10 * repeats)
+    out = {
         "batch": batch,
         "steps": steps,
         "repeats": repeats,
-        "network_passes": calls,
-        "cpu_seconds_per_network_pass": best,
-        "ours_over_diffusers": best["ours"] / best["diffusers"],
-        "loop_overhead_ours": best["ours"] / best["network_only"] - 1,
-        "loop_overhead_diffusers": best["diffusers"] / best["network_only"] - 1,
+        "timed_unet_steps": run.step,
+        "network_passes": real["calls"],
+    }
+    for how in ("fastest", "median"):
+        best, loop = per_pass[how], own[how]
+        out[how] = {
+            "cpu_seconds_per_network_pass": best,
+            "ours_over_diffusers": best["ours"] / best["diffusers"],
+            "loop_overhead_ours": best["ours"] / best["network_only"] - 1,
+            "loop_overhead_diffusers": best["diffusers"] / best["network_only"] - 1,
+            "loop_only_microseconds_per_step": {k: v * 1e6 for k, v in loop.items()},
+            "loop_only_ours_over_diffusers": loop["ours"] / loop["diffusers"],
+        }
+    return {
+        **out,
+        "loop_only_note": "the same loops on NullNet (one real pass's output returned for every call, "
+        f"{10 * repeats} runs each): what each loop costs beside the network. Ours includes sample()'s "
+        "argument checks; its memory probe runs on a model_fn's first call only (remembered per shape)",
         "diffusers_scheduler": "DDIMScheduler(trained_betas = the run's, leading spacing, eta = 0)",
-        "our_chain": chain.description,
+        "our_chain": real["chain"].description,
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--unet", required=True)
-    p.add_argument("--classifier", required=True)
+    p.add_argument("--classifier", help="the clean classifier's run (parts b); not needed with --timing-only")
+    p.add_argument(
+        "--timing-only", action="store_true", help="part (c) alone, replacing it in the existing JSON"
+    )
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--eval-n", type=int, default=500)
     p.add_argument("--draws", type=int, default=1)
@@ -164,9 +217,23 @@ def main() -> None:
     p.add_argument("--diffusers", default="", help="a directory holding diffusers (part c); absent: skipped")
     p.add_argument("--timing-batch", type=int, default=16)
     p.add_argument("--timing-steps", type=int, default=50)
+    p.add_argument("--timing-repeats", type=int, default=30)
     args = p.parse_args()
     torch.set_num_threads(1)
     run = load_run(args.unet)
+    out = Path(__file__).parent / "results" / "sampling_mnist.json"
+    if args.timing_only:
+        result = json.loads(out.read_text())
+        result["per_step_cost"] = {
+            **part_c(run, args),
+            "timed_apart_from_rows": "part (c) rerun alone (--timing-only) on a U-Net trained by "
+            "train_commands[0]; the rows' U-Net may be another run of that command (same network)",
+        }
+        write_json(out, result)
+        print(result["per_step_cost"])
+        return
+    if not args.classifier:
+        raise SystemExit("--classifier RUN is needed for part (b)")
     clf = load_classifier(Path(args.classifier))
     ds = load_dataset(run.config.data)
     if clf.scaling != ds.scaling:
@@ -208,18 +275,23 @@ def main() -> None:
         "target": "Fréchet distance at 100 steps within 10% of the full chain's",
         "rows": rows,
     }
+    result["per_step_cost"] = part_c(run, args)
+    write_json(out, result)
+    print(result.get("per_step_cost"))
+    plot(rows, floor, out.with_suffix(".png"))
+
+
+def part_c(run, args) -> dict:
+    """per_step_costs against diffusers when it is importable (--diffusers DIR), else why not."""
     if args.diffusers:
         sys.path.append(args.diffusers)  # appended: torch and numpy stay the environment's
     try:
         import diffusers
-
-        result["per_step_cost"] = per_step_costs(run, ds.spec.shape, args.timing_batch, args.timing_steps, 3)
-        result["per_step_cost"]["diffusers_version"] = diffusers.__version__
     except ImportError as e:
-        result["per_step_cost"] = {"skipped": f"diffusers is not importable ({e}); pass --diffusers DIR"}
-    write_json(Path(__file__).parent / "results" / "sampling_mnist.json", result)
-    print(result.get("per_step_cost"))
-    plot(rows, floor, Path(__file__).parent / "results" / "sampling_mnist.png")
+        return {"skipped": f"diffusers is not importable ({e}); pass --diffusers DIR"}
+    shape = tuple(run.spec.shape)
+    cost = per_step_costs(run, shape, args.timing_batch, args.timing_steps, args.timing_repeats)
+    return {**cost, "diffusers_version": diffusers.__version__}
 
 
 def plot(rows: list[dict], floor: float, path: Path) -> None:
