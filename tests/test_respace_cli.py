@@ -54,11 +54,12 @@ def test_interpolate_keeps_steps_for_mixes_and_encodes_by_ddim(runs, tmp_path: P
     np.save(tmp_path / "a.npy", a[None])
     np.save(tmp_path / "b.npy", b[None])
     base = ("interpolate", str(runs["model"]), "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy"))
-    rc = main([*base, "--steps", "3", "--chain-steps", "4", "--sampler", "ddim", "--t", "6",
+    # "4" of T = 8 keeps steps 1, 3, 6, 8 (sections of iDDPM, rounded): t = 5 moves to 6, the nearest
+    rc = main([*base, "--steps", "3", "--chain-steps", "4", "--sampler", "ddim", "--t", "5",
                "--out", str(tmp_path / "i.npy"), "--device", "cpu"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
-    assert "encoder: DDIM (eta = 0)" in out and "4 of 8 steps" in out and "mixed at step" in out
+    assert "encoder: DDIM (eta = 0)" in out and "4 of 8 steps" in out and "mixed at step 6 of 8;" in out
     mixes = np.load(tmp_path / "i.npy")
     assert mixes.shape == (3, 1, S, S) and np.isfinite(mixes).all()
 
