@@ -38,11 +38,11 @@ class DDIMStep:
         self.kernel, self.eta = kernel, float(eta)
         self._tabulate()
 
-    TABLES = ("var", "logvar", "c0", "ct", "keep", "shift", "x_scale", "eps_scale")
+    TABLES = ("logvar", "c0", "ct", "keep", "shift", "x_scale", "eps_scale")
 
     @torch.no_grad()
     def _tabulate(self) -> None:
-        """(T + 1,) tables over t (row 0 NaN: no step ends at t = 0): sigma_t^2 (DDIM eq. 16); (c0', ct');
+        """(T + 1,) tables over t (row 0 NaN: no step ends at t = 0): log sigma_t^2 (DDIM eq. 16); (c0', ct');
         the mean as keep * mean + shift * x_t from the model's mean, and as x_scale * x_t + eps_scale *
         eps from its eps (x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t))."""
         k = self.kernel
@@ -57,7 +57,6 @@ class DDIMStep:
         post_c0, post_ct = k.posterior_coefficients(t, like)
         keep = c0 / post_c0
         tables = {
-            "var": var,
             "logvar": torch.log(var),
             "c0": c0,
             "ct": ct,
@@ -70,28 +69,19 @@ class DDIMStep:
         for name in self.TABLES:
             setattr(self, name, torch.cat([nan, tables[name].detach()]))
 
-    def _on(self, device: torch.device) -> None:
-        """The kernel and tables moved to `device` (once: a no-op while they are there)."""
-        if self.keep.device != device:
+    def to(self, device: torch.device | str) -> DDIMStep:
+        """Itself with its kernel and tables on `device`, moved once (as Kernel.to; a DataBox calls it)."""
+        if self.keep.device != torch.device(device):
             self.kernel = self.kernel.to(device)
             for name in self.TABLES:
                 setattr(self, name, getattr(self, name).to(device))
-
-    def to(self, device: torch.device | str) -> DDIMStep:
-        """Itself with its kernel and tables on `device` (as Kernel.to, for a DataBox reading x_0)."""
-        self._on(torch.device(device))
         return self
-
-    def variance(self, t: Tensor, like: Tensor) -> Tensor:
-        """sigma_t^2 = eta^2 beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (DDIM eq. 16)."""
-        self._on(like.device)
-        return at(self.var, t, like)
 
     def posterior_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         """(c0', ct'): the step's mean is c0' x_0 + ct' x_t (DDIM eq. 12 with eps = (x_t - sqrt(ab_t) x_0)
         / sqrt(1 - ab_t)): c0' = sqrt(ab_{t-1}) - ct' sqrt(ab_t), ct' = sqrt((1 - ab_{t-1} - sigma_t^2)
         / (1 - ab_t))."""
-        self._on(like.device)
+        self.to(like.device)
         return at(self.c0, t, like), at(self.ct, t, like)
 
     def x0(self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor) -> Tensor:
@@ -107,7 +97,7 @@ class DDIMStep:
         eps = getattr(model_fn, "eps", None)
         if eps is None or step < kernel.t_first:
             return self.from_step(reverse_step(kernel, model_fn, x_t, t, step), x_t, t)
-        self._on(x_t.device)
+        self.to(x_t.device)
         return self._step(
             torch.addcmul(at(self.x_scale, t, x_t) * x_t, at(self.eps_scale, t, x_t), eps(x_t, t)), t
         )
@@ -116,7 +106,7 @@ class DDIMStep:
         self, p: GaussianStep | FullGaussianStep, x_t: Tensor, t: Tensor
     ) -> GaussianStep | PointStep:
         """DDIM's step at the x_0 that the model's step p predicts."""
-        self._on(x_t.device)
+        self.to(x_t.device)
         return self._step(torch.addcmul(at(self.shift, t, x_t) * x_t, at(self.keep, t, x_t), p.mean), t)
 
     def _step(self, mean: Tensor, t: Tensor) -> GaussianStep | PointStep:

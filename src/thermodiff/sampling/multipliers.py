@@ -174,15 +174,16 @@ class Mask:
 
     def __call__(self, step: GaussianStep | PointStep, x_t: Tensor, t: Tensor) -> GaussianStep | PointStep:
         """Known coordinates replaced; a PointStep (DDIM, eta = 0) stays one unless q puts noise there."""
-        mean, point, delta = step.mean, isinstance(step, PointStep), torch.full_like(step.mean, float("-inf"))
+        mean, point = step.mean, isinstance(step, PointStep)
         known, values = self.mask.like(mean), self.values.like(mean).expand_as(mean)
         if self.kernel is None and point:
             return PointStep(torch.where(known, values, mean))
-        q = GaussianStep(values, delta)
-        if self.kernel is not None:  # sqrt(alpha_bar_0) = 1, log(1 - alpha_bar_0) = -inf: the delta at t = 1
+        if self.kernel is None:
+            q = GaussianStep(values, torch.full_like(mean, float("-inf")))
+        else:  # sqrt(alpha_bar_0) = 1, log(1 - alpha_bar_0) = -inf: the delta at t = 1
             self.kernel = self.kernel.to(mean.device)  # moved once; then itself
             q = self.kernel.q_mean_logvar(values, t - 1)
-        logvar = delta if point else step.logvar
+        logvar = torch.full_like(mean, float("-inf")) if point else step.logvar
         return GaussianStep(torch.where(known, q.mean, mean), torch.where(known, q.logvar, logvar))
 
     def fill(self, x: Tensor) -> Tensor:
@@ -202,8 +203,7 @@ class DataBox:
         self.lo, self.hi = (torch.as_tensor(v, dtype=torch.float64) for v in (lo, hi))
 
     def __call__(self, step: GaussianStep | PointStep, x_t: Tensor, t: Tensor) -> GaussianStep | PointStep:
-        """The step with its mean rebuilt from the clamped x_0; its variance (or its being a point) kept."""
-        mean = step.mean
+        mean = step.mean  # its variance (or its being a point) is kept
         if self.lo.device != mean.device:  # once, not at every step
             self.kernel = self.kernel.to(mean.device)
             self.lo, self.hi = self.lo.to(mean.device), self.hi.to(mean.device)
